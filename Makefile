@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(PY) -m emulator serve --host 127.0.0.1 --port 8000 --data-dir .emulator
+
+test: $(STAMP)
+	$(PY) -m ruff check emulator tests bench
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check emulator tests bench
+
+bench: $(STAMP)
+	$(PY) bench/latency.py
+
+clean:
+	rm -rf $(VENV) .emulator .pytest_cache .ruff_cache

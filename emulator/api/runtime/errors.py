@@ -1,0 +1,64 @@
+"""Runtime API errors: one table from domain error to (HTTP status, IBM code), one envelope."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from emulator.auth import UnknownApiKey
+from emulator.jobs import errors as e
+
+MORE_INFO = "https://quantum.cloud.ibm.com/docs/errors"
+
+# Most specific classes first: the first isinstance match wins.
+STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
+    (e.NotAuthenticated, 401, "1201"),
+    (UnknownApiKey, 401, "1201"),
+    (e.InstanceNotAccessible, 403, "1200"),
+    (e.UnknownBackendInRequest, 400, "1007"),
+    (e.BackendNotFound, 404, "1007"),
+    (e.ProgramNotFound, 404, "1300"),
+    (e.TooManyTags, 400, "1204"),
+    (e.InvalidRequest, 400, "1002"),
+    (e.JobNotFound, 404, "1291"),
+    (e.JobNotCancellable, 409, "1306"),
+    (e.JobNotTerminal, 409, "1337"),
+]
+
+SOLUTIONS = {
+    "1201": "Verify your credentials and try again.",
+    "1200": "Use the Service-CRN of an instance your API key can access.",
+    "1007": "Verify that the correct backend name was specified.",
+    "1300": "Use one of the programs the emulator runs: sampler, estimator, executor.",
+    "1204": "Remove some tags and try again.",
+    "1002": "Correct the field named in the message and resubmit.",
+    "1291": "Verify the job ID is correct, and that you have the correct access permissions.",
+    "1306": "Only queued or running jobs can be cancelled.",
+    "1337": "Postpone job deletion until the job is in a terminal state.",
+}
+
+
+def envelope(status: int, code: str, message: str, solution: str = "") -> JSONResponse:
+    """IBM's ErrorContainer, plus the fields of GenericErrorDto and `status_code`."""
+    body = {
+        "errors": [
+            {"code": code, "message": message, "solution": solution, "more_info": MORE_INFO}
+        ],
+        "trace": uuid.uuid4().hex,
+        "status_code": status,
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def render(request: Request, exc: Exception) -> Response:
+    """Map any exception raised by a Runtime route to the envelope."""
+    for cls, status, code in STATUS_AND_CODE:
+        if isinstance(exc, cls):
+            return envelope(status, code, str(exc), SOLUTIONS.get(code, ""))
+    if isinstance(exc, HTTPException):
+        message = "Not found." if exc.status_code == 404 else str(exc.detail)
+        return envelope(exc.status_code, str(exc.status_code), message)
+    return envelope(500, "1500", "Internal error in the emulator; see its log.")

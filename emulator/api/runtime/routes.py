@@ -1,0 +1,223 @@
+"""Qiskit Runtime REST API routes (relative to `…/api/v1`). Parse, call the service, respond."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.api.common import ErrorBoundary, read_json
+from emulator.api.runtime import errors, schemas, views
+from emulator.config import Instance
+from emulator.jobs.errors import InvalidRequest
+from emulator.jobs.model import utcnow
+from emulator.jobs.service import render_logs
+from emulator.runtime_state import EmulatorState
+
+PUBLIC_PATHS = ("/versions",)
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+def _instance(request: Request) -> Instance:
+    instance: Instance = request.state.instance
+    return instance
+
+
+class RuntimeAuth:
+    """Resolves the bearer token and `Service-CRN` into `request.state.instance` once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].endswith(PUBLIC_PATHS):
+            request = Request(scope)
+            access = _state(request).access
+            identity = access.identify(request.headers.get("authorization"))
+            instance = access.resolve_instance(identity, request.headers.get("service-crn"))
+            scope.setdefault("state", {})["instance"] = instance
+        await self.app(scope, receive, send)
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+async def list_backends(request: Request) -> Response:
+    state = _state(request)
+    devices = []
+    for backend in state.backends.all():
+        queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
+        devices.append(views.device_view(backend, queued))
+    return JSONResponse({"devices": devices})
+
+
+async def backend_configuration(request: Request) -> Response:
+    backend = _state(request).backends.get(request.path_params["name"])
+    return JSONResponse(backend.snapshot.configuration)
+
+
+async def backend_properties(request: Request) -> Response:
+    # Any `updated_before` is answered with the one snapshot the emulator has.
+    backend = _state(request).backends.get(request.path_params["name"])
+    return JSONResponse(backend.snapshot.properties)
+
+
+async def backend_status(request: Request) -> Response:
+    state = _state(request)
+    backend = state.backends.get(request.path_params["name"])
+    queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
+    return JSONResponse(views.status_view(backend, queued))
+
+
+async def backend_defaults(request: Request) -> Response:
+    _state(request).backends.get(request.path_params["name"])
+    return JSONResponse({})
+
+
+async def instance_usage(request: Request) -> Response:
+    state = _state(request)
+    instance = _instance(request)
+    consumed = await run_in_threadpool(state.jobs.usage_seconds, instance)
+    return JSONResponse(views.usage_view(instance, consumed, utcnow()))
+
+
+async def versions(request: Request) -> Response:
+    return JSONResponse({"versions": views.API_VERSIONS})
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+async def create_job(request: Request) -> Response:
+    body = await read_json(request)
+    job_request = schemas.parse_job_request(body, request.headers.get("x-qx-client-application"))
+    job = await run_in_threadpool(_state(request).jobs.create_job, _instance(request), job_request)
+    answer: dict[str, Any] = {"id": job.id, "backend": job.backend}
+    if job.session_id:
+        answer["session_id"] = job.session_id
+    if job.private:
+        answer["private"] = True
+    return JSONResponse(answer)
+
+
+async def list_jobs(request: Request) -> Response:
+    flt, exclude_params = schemas.parse_job_filter(
+        request.query_params, request.query_params.getlist("tags")
+    )
+    state = _state(request)
+    jobs, count = await run_in_threadpool(state.jobs.list_jobs, _instance(request), flt)
+    if not exclude_params:
+        jobs = [
+            await run_in_threadpool(state.jobs.get_job, _instance(request), j.id, True)
+            for j in jobs
+        ]
+    return JSONResponse(
+        {
+            "jobs": [views.job_view(j, include_params=not exclude_params) for j in jobs],
+            "count": count,
+            "limit": flt.limit,
+            "offset": flt.offset,
+        }
+    )
+
+
+async def get_job(request: Request) -> Response:
+    exclude = request.query_params.get("exclude_params", "false").lower() == "true"
+    job = await run_in_threadpool(
+        _state(request).jobs.get_job, _instance(request), request.path_params["job_id"], not exclude
+    )
+    return JSONResponse(views.job_view(job, include_params=not exclude))
+
+
+async def job_results(request: Request) -> Response:
+    job, text = await run_in_threadpool(
+        _state(request).jobs.get_result, _instance(request), request.path_params["job_id"]
+    )
+    if text is None:
+        # IBM: 204 "Job's final result not found" while there is nothing yet.
+        return Response(status_code=204)
+    return Response(
+        text, media_type="application/json" if job.state.value == "completed" else "text/plain"
+    )
+
+
+async def cancel_job(request: Request) -> Response:
+    await run_in_threadpool(
+        _state(request).jobs.cancel_job, _instance(request), request.path_params["job_id"]
+    )
+    return Response(status_code=204)
+
+
+async def delete_job(request: Request) -> Response:
+    await run_in_threadpool(
+        _state(request).jobs.delete_job, _instance(request), request.path_params["job_id"]
+    )
+    return Response(status_code=204)
+
+
+async def job_logs(request: Request) -> Response:
+    _, events = await run_in_threadpool(
+        _state(request).jobs.get_logs, _instance(request), request.path_params["job_id"]
+    )
+    return PlainTextResponse(render_logs(events))
+
+
+async def job_metrics(request: Request) -> Response:
+    job = await run_in_threadpool(
+        _state(request).jobs.get_job, _instance(request), request.path_params["job_id"]
+    )
+    return JSONResponse(views.metrics_view(job))
+
+
+async def replace_job_tags(request: Request) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or "tags" not in body:
+        raise InvalidRequest("tags", 'is required: {"tags": [...]}')
+    tags = schemas.parse_tags(body["tags"])
+    await run_in_threadpool(
+        _state(request).jobs.replace_tags, _instance(request), request.path_params["job_id"], tags
+    )
+    return Response(status_code=204)
+
+
+async def list_tags(request: Request) -> Response:
+    kind = request.query_params.get("type", "job")
+    if kind != "job":
+        raise InvalidRequest("type", "must be 'job'")
+    search = request.query_params.get("search")
+    if search is None or not 3 <= len(search) <= 100:
+        raise InvalidRequest("search", "is required and must be 3 to 100 characters")
+    tags = await run_in_threadpool(_state(request).jobs.search_tags, _instance(request), search)
+    return JSONResponse({"tags": tags})
+
+
+routes = [
+    Route("/backends", list_backends),
+    Route("/backends/{name}/configuration", backend_configuration),
+    Route("/backends/{name}/properties", backend_properties),
+    Route("/backends/{name}/status", backend_status),
+    Route("/backends/{name}/defaults", backend_defaults),
+    Route("/instances/usage", instance_usage),
+    Route("/versions", versions),
+    Route("/jobs", create_job, methods=["POST"]),
+    Route("/jobs", list_jobs, methods=["GET"]),
+    Route("/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/jobs/{job_id}", delete_job, methods=["DELETE"]),
+    Route("/jobs/{job_id}/results", job_results),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/jobs/{job_id}/logs", job_logs),
+    Route("/jobs/{job_id}/metrics", job_metrics),
+    Route("/jobs/{job_id}/tags", replace_job_tags, methods=["PUT"]),
+    Route("/tags", list_tags),
+]
+
+middleware = [Middleware(ErrorBoundary, render=errors.render), Middleware(RuntimeAuth)]

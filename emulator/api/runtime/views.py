@@ -1,0 +1,141 @@
+"""Domain snapshots → Runtime API JSON, in the shapes the client reads (reference §6)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import qiskit
+
+from emulator.config import Instance
+from emulator.jobs.backends import ServedBackend
+from emulator.jobs.model import JobSnapshot, JobState, isoformat
+
+# The client treats only these five values as meaningful; anything else is polled forever.
+STATUS = {
+    JobState.QUEUED: "Queued",
+    JobState.RUNNING: "Running",
+    JobState.COMPLETED: "Completed",
+    JobState.FAILED: "Failed",
+    JobState.CANCELLED: "Cancelled",
+}
+RAN_TOO_LONG = 1305
+USER_ID = "emulator-user"
+API_VERSIONS = [
+    {"version": "2025-01-01", "status": "deprecated", "sunset_date": "2026-06-01"},
+    {"version": "2026-02-01", "status": "live"},
+    {"version": "2026-03-15", "status": "live"},
+    {"version": "2026-04-15", "status": "live"},
+]
+
+
+def _usage(job: JobSnapshot) -> dict[str, Any]:
+    seconds = round(job.quantum_seconds or 0.0, 6)
+    return {
+        "qpu_charge_time_seconds": seconds,
+        "status": "complete" if job.state.terminal else "pending",
+    }
+
+
+def job_view(job: JobSnapshot, include_params: bool = False) -> dict[str, Any]:
+    """`GET /jobs/{id}` body (IBM JobResponseV3)."""
+    status = STATUS[job.state]
+    state: dict[str, Any] = {"status": status}
+    if job.reason:
+        state["reason"] = job.reason
+        if job.reason_code is not None:
+            state["reason_code"] = int(job.reason_code)
+        if job.reason_solution:
+            state["reason_solution"] = job.reason_solution
+    top_status = status
+    if job.state is JobState.CANCELLED and job.reason_code == RAN_TOO_LONG:
+        top_status = "Cancelled - Ran too long"
+    body: dict[str, Any] = {
+        "id": job.id,
+        "backend": job.backend,
+        "state": state,
+        "status": top_status,
+        "program": {"id": job.program_id},
+        "created": isoformat(job.created_at),
+        "runtime": job.runtime or "",
+        "session_id": job.session_id,
+        "tags": list(job.tags),
+        "user_id": USER_ID,
+        "cost": job.cost if job.cost is not None else 0,
+        "usage": _usage(job),
+    }
+    if job.finished_at is not None:
+        body["ended"] = isoformat(job.finished_at)
+    if job.running_at is not None and job.state.terminal:
+        body["estimated_running_time_seconds"] = round(job.quantum_seconds or 0.0, 6)
+    if job.private:
+        body["private"] = True  # IBM returns the key only when true
+    if job.calibration_id:
+        body["calibration_id"] = job.calibration_id
+    if include_params and job.params is not None and not job.private:
+        body["params"] = json.loads(job.params)
+    return body
+
+
+def metrics_view(job: JobSnapshot) -> dict[str, Any]:
+    """`GET /jobs/{id}/metrics` (IBM JobMetricsResponse) from the real timestamps."""
+    seconds = job.quantum_seconds or 0.0
+    return {
+        "timestamps": {
+            "created": isoformat(job.created_at),
+            "running": isoformat(job.running_at),
+            "finished": isoformat(job.finished_at),
+        },
+        "bss": {"seconds": round(seconds, 6)},
+        "usage": {
+            **_usage(job),
+            "quantum_seconds": round(seconds, 6),
+            "seconds": round(seconds, 6),
+        },
+        "circuits_execution_time_ns": int(seconds * 1e9),
+        "qiskit_version": qiskit.__version__,
+        "caller": job.caller or "",
+    }
+
+
+def device_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
+    """One entry of `GET /backends` `devices`."""
+    conf = backend.snapshot.configuration
+    view: dict[str, Any] = {
+        "name": backend.name,
+        "status": {"name": "online", "reason": "available"},
+        "is_simulator": False,
+        "qubits": backend.num_qubits,
+        "queue_length": queue_length,
+        "clops": {"type": "hardware", "value": 30000},
+        "performance_metrics": {},
+    }
+    if conf.get("processor_type"):
+        view["processor_type"] = conf["processor_type"]
+    if backend.mock:
+        view["class"] = "mock"
+    return view
+
+
+def status_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
+    return {
+        "state": True,
+        "status": "active",
+        "message": "available",
+        "length_queue": queue_length,
+        "backend_version": backend.snapshot.backend_version,
+    }
+
+
+def usage_view(instance: Instance, consumed: float, now: datetime) -> dict[str, Any]:
+    """`GET /instances/usage`. The emulator sets no limit, so it is never reached."""
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return {
+        "instance_id": instance.crn,
+        "plan_id": f"emulator-plan-{instance.plan}",
+        "usage_consumed_seconds": round(consumed, 6),
+        "usage_limit_reached": False,
+        "usage_period": {"start_time": isoformat(start), "end_time": isoformat(end)},
+    }

@@ -1,0 +1,94 @@
+"""`create_app(settings)`: the only place the pieces are wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.api.admin import routes as admin
+from emulator.api.cloud import routes as cloud
+from emulator.api.runtime import routes as runtime
+from emulator.auth import AccessPolicy, load_secret
+from emulator.config import Settings
+from emulator.execution.pool import WorkerPool
+from emulator.jobs.backends import BackendRegistry
+from emulator.jobs.service import JobService
+from emulator.runtime_state import EmulatorState
+from emulator.store.db import create_store_engine
+from emulator.store.repository import Repository
+
+log = logging.getLogger("emulator")
+
+RUNTIME_PREFIX = "/api/v1"
+
+
+class RuntimePrefix:
+    """Serve the Runtime API under any path prefix ending in `/api/v1`.
+
+    The client is pointed at `…/experimental/api/v1` (a URL containing "experimental" is the
+    only one it uses verbatim), and users may choose other prefixes; the cloud stand-ins'
+    own prefixes are left alone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            index = path.find(RUNTIME_PREFIX + "/")
+            if index > 0 and not path.startswith(
+                (cloud.CATALOG_PREFIX, cloud.SEARCH_PREFIX, cloud.IAM_PREFIX)
+            ):
+                scope = dict(scope)
+                scope["path"] = path[index:]
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorState:
+    """Open the store and (optionally) the worker pool for `settings`."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_store_engine(settings.effective_database_url)
+    repo = Repository(engine)
+    backends = BackendRegistry(settings.backends)
+    access = AccessPolicy(settings, load_secret(settings.data_dir))
+    pool = (
+        WorkerPool(repo, backends, settings.workers, max_attempts=settings.job_max_attempts)
+        if start_workers
+        else None
+    )
+    jobs = JobService(repo, backends, hooks=pool)
+    return EmulatorState(settings, access, backends, repo, jobs, pool)
+
+
+def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
+    """The ASGI app serving every API on one port."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = build_state(settings, start_workers=start_workers)
+        app.state.emulator = state
+        if state.pool is not None:
+            state.pool.start()
+        try:
+            yield
+        finally:
+            if state.pool is not None:
+                state.pool.stop()
+            state.repo.engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Mount(RUNTIME_PREFIX, routes=runtime.routes, middleware=runtime.middleware),
+            Mount("/_emulator", routes=admin.routes),
+            *cloud.routes,
+        ],
+        lifespan=lifespan,
+    )
+    return RuntimePrefix(app)

@@ -1,0 +1,188 @@
+"""Command line: `serve` runs the emulator, `env` prints the exports that point clients at it."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from emulator import __version__
+from emulator.config import Settings, SettingsError, env_name
+
+DEFAULT_API_KEY = "emulator-api-key"
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the emulator (all APIs on one port)")
+    p.add_argument("--host", help=f"bind address (default 127.0.0.1; env {env_name('host')})")
+    p.add_argument("--port", type=int, help=f"port (default 8000; env {env_name('port')})")
+    p.add_argument(
+        "--data-dir",
+        help=f"where the SQLite store lives (default .emulator; env {env_name('data_dir')})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help=f"simulation processes (default: CPU count; env {env_name('workers')})",
+    )
+    p.add_argument(
+        "--database-url",
+        help=f"SQLAlchemy URL instead of the SQLite file (env {env_name('database_url')})",
+    )
+    p.add_argument(
+        "--backends",
+        help=f"comma-separated served backends, name or name=snapshot (env {env_name('backends')})",
+    )
+    p.add_argument(
+        "--instances", help=f"comma-separated instances, name=CRN (env {env_name('instances')})"
+    )
+    p.add_argument(
+        "--api-keys",
+        help="comma-separated accepted API keys, `key` or `key=instance|instance` "
+        f"(env {env_name('api_keys')}); default: any key",
+    )
+    p.add_argument(
+        "--token-ttl", type=int, help=f"IAM token lifetime in seconds (env {env_name('token_ttl')})"
+    )
+    p.add_argument(
+        "--default-shots",
+        type=int,
+        help=f"shots when a job sets none (env {env_name('default_shots')})",
+    )
+    p.add_argument(
+        "--job-max-attempts",
+        type=int,
+        help="runs of a job interrupted by a crash before it fails "
+        f"(env {env_name('job_max_attempts')})",
+    )
+    p.add_argument("--log-level", help=f"server log level (env {env_name('log_level')})")
+
+
+def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "env", help="print `export` lines that point qiskit-ibm-runtime at the emulator"
+    )
+    p.add_argument(
+        "--url", help="emulator base URL (default http://127.0.0.1:8000, or host/port settings)"
+    )
+    p.add_argument("--api-key", help="API key to export (default: the first configured key)")
+    p.add_argument(
+        "--instance", help="instance CRN to export (default: the first configured instance)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ibmq-emulator",
+        description="Local emulator of IBM Quantum's cloud APIs (not IBM Quantum).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _env_parser(sub)
+    return parser
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_lines(base_url: str, api_key: str, instance_crn: str) -> list[str]:
+    """The exports of reference §2.1. `IAM_URL` is always there, so a real key never reaches IBM."""
+    base = base_url.rstrip("/")
+    values = {
+        "QISKIT_IBM_TOKEN": api_key,
+        # A URL containing "experimental" is the only one the client uses verbatim (port kept).
+        "QISKIT_IBM_URL": f"{base}/experimental/api/v1",
+        "QISKIT_IBM_INSTANCE": instance_crn,
+        "QISKIT_IBM_CHANNEL": "ibm_quantum_platform",
+        "IAM_URL": f"{base}/iam",
+        "GLOBAL_SEARCH_URL": f"{base}/globalsearch",
+        "GLOBAL_CATALOG_URL": f"{base}/globalcatalog",
+    }
+    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+
+
+def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
+    cli = {n: getattr(args, n, None) for n in names}
+    try:
+        return Settings.from_sources(cli)
+    except SettingsError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = _settings(args, [])
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.url or f"http://{host}:{settings.port}"
+    if not is_loopback(url):
+        print(
+            f"# note: {url} is not a loopback address; clients will send requests there.",
+            file=sys.stderr,
+        )
+    api_key = args.api_key or (
+        settings.api_keys[0].partition("=")[0] if settings.api_keys else DEFAULT_API_KEY
+    )
+    instance = args.instance or settings.default_instance.crn
+    print("\n".join(env_lines(url, api_key, instance)))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from emulator.app import create_app
+
+    names = [
+        "host",
+        "port",
+        "data_dir",
+        "workers",
+        "database_url",
+        "backends",
+        "instances",
+        "api_keys",
+        "token_ttl",
+        "default_shots",
+        "job_max_attempts",
+        "log_level",
+    ]
+    settings = _settings(args, names)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    url = f"http://{settings.host}:{settings.port}"
+    store = "external database" if settings.database_url else "SQLite"
+    print(
+        f"IBM Quantum API emulator {__version__} — an emulator, not IBM Quantum.\n"
+        f"  listening on {url}\n"
+        f"  data in {settings.data_dir.resolve()} ({store})\n"
+        f"  backends: {', '.join(settings.backends)}; workers: {settings.workers}\n"
+        f'  point clients at it: eval "$(python -m emulator env --url {url})"',
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "env":
+        return cmd_env(args)
+    return cmd_serve(args)

@@ -1,0 +1,334 @@
+"""The supervisor: one slot thread per worker process, claiming jobs from the store.
+
+A slot owns a long-lived child process (qiskit and Aer imported once, caches kept warm),
+claims a Queued job atomically, hands it to the child and waits — for the outcome, for a
+cancel (then it kills the child and starts a fresh one), for the job's time limit, or for
+the child to die. Threads only wait and write rows; simulation never runs in the server
+process and never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from datetime import timedelta
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+
+from emulator.execution.runner import Completed, Failed, Ticket, child_main
+from emulator.ids import new_id
+from emulator.jobs.backends import BackendRegistry
+from emulator.jobs.errors import BackendNotFound
+from emulator.jobs.model import JobSnapshot, JobState, utcnow
+from emulator.store.repository import Repository
+
+log = logging.getLogger("emulator.workers")
+
+HEARTBEAT_S = 2.0
+IDLE_POLL_S = 1.0  # picks up jobs queued by other processes or requeued by recovery
+REASON_CRASH = 1517
+REASON_RAN_TOO_LONG = 1305  # the client turns Cancelled + 1305 into RuntimeJobMaxTimeoutError
+
+
+class WorkerPool:
+    """N slots; implements the service's ExecutionHooks."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        backends: BackendRegistry,
+        size: int,
+        *,
+        max_attempts: int = 2,
+    ) -> None:
+        self.repo = repo
+        self.backends = backends
+        self.max_attempts = max_attempts
+        self.pool_id = new_id(8)
+        self._wakeup = threading.Condition()
+        self._pending_wakeups = 0
+        self._stopping = threading.Event()
+        self._ctx = multiprocessing.get_context("spawn")
+        self.slots = [Slot(self, f"{self.pool_id}-w{i}") for i in range(size)]
+
+    # -- ExecutionHooks ---------------------------------------------------------------------
+
+    def job_submitted(self) -> None:
+        with self._wakeup:
+            self._pending_wakeups += 1
+            self._wakeup.notify()
+
+    def job_cancelled(self, job_id: str) -> None:
+        for slot in self.slots:
+            slot.interrupt_if_running(job_id)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        recovered = self.repo.recover_interrupted(self.max_attempts, stale_after=timedelta(0))
+        for job in recovered:
+            log.warning("job %s was running when the emulator stopped: now %s", job.id, job.state)
+        for slot in self.slots:
+            slot.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        for slot in self.slots:
+            slot.interrupt()
+        deadline = time.monotonic() + timeout
+        for slot in self.slots:
+            slot.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def ready_workers(self) -> int:
+        return sum(1 for s in self.slots if s.ready)
+
+    def wait_for_work(self, timeout: float) -> None:
+        with self._wakeup:
+            if self._pending_wakeups == 0 and not self._stopping.is_set():
+                self._wakeup.wait(timeout)
+            self._pending_wakeups = max(0, self._pending_wakeups - 1)
+
+    def new_process(self) -> tuple[BaseProcess, Connection]:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=child_main,
+            args=(child, self.backends.specs()),
+            name="emulator-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return process, parent
+
+
+class Slot(threading.Thread):
+    """Supervises one worker process."""
+
+    def __init__(self, pool: WorkerPool, worker_id: str) -> None:
+        super().__init__(name=f"slot-{worker_id}", daemon=True)
+        self.pool = pool
+        self.worker_id = worker_id
+        self.ready = False
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._interrupt_recv, self._interrupt_send = multiprocessing.Pipe(duplex=False)
+        self._kill_current = False
+
+    # -- control from other threads ----------------------------------------------------------
+
+    def interrupt_if_running(self, job_id: str) -> None:
+        with self._lock:
+            if self._current == job_id:
+                self._kill_current = True
+                self._interrupt_send.send(b"x")
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupt_send.send(b"x")
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        stopping = self.pool._stopping
+        try:
+            while not stopping.is_set():
+                if not self._ensure_child():
+                    continue
+                job = self.pool.repo.claim_next(self.worker_id)
+                if job is None:
+                    self.pool.wait_for_work(IDLE_POLL_S)
+                    continue
+                self._run(job)
+        except Exception:  # noqa: BLE001 - a slot must never die silently
+            log.exception("worker slot %s crashed", self.worker_id)
+        finally:
+            self._shutdown_child()
+
+    def _ensure_child(self) -> bool:
+        if self._process is not None and self._process.is_alive():
+            return True
+        self.ready = False
+        self._process, self._conn = self.pool.new_process()
+        # Wait for the child's imports to finish, but stay responsive to shutdown.
+        while not self.pool._stopping.is_set():
+            ready = wait([self._conn, self._process.sentinel, self._interrupt_recv], timeout=1.0)
+            self._drain_interrupts()
+            if self._conn in ready:
+                try:
+                    self._conn.recv()
+                except (EOFError, OSError):
+                    break
+                self.ready = True
+                return True
+            if self._process.sentinel in ready:
+                break
+        self._shutdown_child()
+        if not self.pool._stopping.is_set():
+            log.error("worker process %s failed to start; retrying", self.worker_id)
+            time.sleep(1.0)
+        return False
+
+    def _drain_interrupts(self) -> None:
+        while self._interrupt_recv.poll():
+            self._interrupt_recv.recv()
+
+    def _run(self, job: JobSnapshot) -> None:
+        assert self._process is not None and self._conn is not None
+        try:
+            backend = self.pool.backends.get(job.backend)
+        except BackendNotFound:
+            # Possible after a restart with a different backend list: fail it, keep serving.
+            self.pool.repo.transition(
+                job.id,
+                JobState.FAILED,
+                owner=self.worker_id,
+                message=f"Job failed: backend {job.backend} is no longer served",
+                reason=f"Backend {job.backend} is not served by this emulator any more.",
+                reason_code=1007,
+                reason_solution="Resubmit the job to a served backend.",
+            )
+            return
+        with self._lock:
+            self._current = job.id
+            self._kill_current = False
+        deadline = _deadline(job)
+        try:
+            self._conn.send(
+                Ticket(
+                    job.id, job.program_id, job.params or "", backend.name, backend.snapshot.source
+                )
+            )
+            outcome = self._await_outcome(job, deadline)
+        finally:
+            with self._lock:
+                self._current = None
+        self._record(job, outcome)
+
+    def _await_outcome(self, job: JobSnapshot, deadline: float | None) -> Completed | Failed | str:
+        """The child's answer, or why there is none: cancelled, timeout, crashed, stopping."""
+        assert self._process is not None and self._conn is not None
+        next_beat = time.monotonic() + HEARTBEAT_S
+        while True:
+            timeout = next_beat - time.monotonic()
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+            ready = wait(
+                [self._conn, self._process.sentinel, self._interrupt_recv], max(0.0, timeout)
+            )
+            if self._conn in ready:
+                try:
+                    answer: Completed | Failed = self._conn.recv()
+                    return answer
+                except (EOFError, OSError):
+                    return "crashed"
+            if self._interrupt_recv in ready:
+                self._drain_interrupts()
+                if self._kill_current:
+                    self._kill_child()
+                    return "cancelled"
+                if self.pool._stopping.is_set():
+                    self._kill_child()
+                    return "stopping"
+            if self._process.sentinel in ready:
+                return "crashed"
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self._kill_child()
+                return "timeout"
+            if now >= next_beat:
+                self.pool.repo.heartbeat(self.worker_id, job.id)
+                next_beat = now + HEARTBEAT_S
+
+    def _record(self, job: JobSnapshot, outcome: Completed | Failed | str) -> None:
+        repo = self.pool.repo
+        if isinstance(outcome, Completed):
+            repo.complete_job(
+                job.id, self.worker_id, outcome.result, outcome.log, outcome.quantum_seconds
+            )
+        elif isinstance(outcome, Failed):
+            repo.transition(
+                job.id,
+                JobState.FAILED,
+                owner=self.worker_id,
+                message=f"Job failed: {outcome.reason}\n{outcome.detail}",
+                reason=outcome.reason,
+                reason_code=outcome.reason_code,
+                reason_solution=outcome.solution,
+            )
+        elif outcome == "timeout":
+            repo.transition(
+                job.id,
+                JobState.CANCELLED,
+                owner=self.worker_id,
+                message=f"Job cancelled: it ran longer than its max_execution_time of {job.cost} s",
+                reason="Ran too long",
+                reason_code=REASON_RAN_TOO_LONG,
+                reason_solution="Increase max_execution_time or reduce the work of the job.",
+            )
+        elif outcome == "crashed":
+            code = self._process.exitcode if self._process is not None else None
+            self._shutdown_child()
+            repo.transition(
+                job.id,
+                JobState.FAILED,
+                owner=self.worker_id,
+                message=f"Job failed: the simulation process exited (exit code {code})",
+                reason=f"The simulation process exited unexpectedly (exit code {code}); "
+                "the circuit may need more memory than the emulator has.",
+                reason_code=REASON_CRASH,
+                reason_solution="Reduce the number of qubits the circuit acts on, then resubmit.",
+            )
+        elif outcome == "stopping":
+            # The server is shutting down: give the job back so the next start runs it.
+            repo.transition(
+                job.id,
+                JobState.QUEUED,
+                owner=self.worker_id,
+                message="Job requeued: the emulator is shutting down",
+                worker_id=None,
+                running_at=None,
+                heartbeat_at=None,
+            )
+        # "cancelled": the service already moved the job to Cancelled.
+
+    # -- child process management --------------------------------------------------------------
+
+    def _kill_child(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(5.0)
+        self._shutdown_child()
+
+    def _shutdown_child(self) -> None:
+        self.ready = False
+        process, conn = self._process, self._conn
+        self._process, self._conn = None, None
+        if process is not None and process.is_alive() and conn is not None:
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+            process.join(2.0)
+            if process.is_alive():
+                process.kill()
+                process.join(2.0)
+        if conn is not None:
+            conn.close()
+
+
+def _deadline(job: JobSnapshot) -> float | None:
+    """Monotonic deadline from the job's `cost` (IBM's max_execution_time, in seconds)."""
+    if not job.cost or job.cost <= 0:
+        return None
+    started = job.running_at or utcnow()
+    remaining = job.cost - (utcnow() - started).total_seconds()
+    return time.monotonic() + max(0.0, remaining)
+
+

@@ -1,0 +1,91 @@
+"""The worker child process: decode → Aer → encode, one job at a time, forever.
+
+It never touches the store. The supervising slot (pool.py) sends it a ticket and records the
+outcome; killing this process is how a running simulation is cancelled, since Aer cannot
+notice a flag.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a child needs to run one job."""
+
+    job_id: str
+    program_id: str
+    params: str
+    backend: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    result: str
+    log: list[str]
+    quantum_seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A failure the user should see (bad circuit for the simulator, …) or an emulator bug."""
+
+    reason: str
+    reason_code: int
+    solution: str
+    detail: str
+
+
+def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
+    """Entry point of a worker process."""
+    # The server handles Ctrl-C and shuts children down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One process per core: Aer's own threading would oversubscribe.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    warnings.simplefilter("ignore")
+
+    from emulator import programs
+    from emulator.store.snapshots import load_snapshot
+
+    warm_up = getattr(programs, "warm_up", None)
+    for name, source in warm if warm_up else []:
+        try:
+            warm_up(load_snapshot(name, source))
+        except Exception:  # noqa: BLE001 - warming is an optimisation only
+            pass
+    conn.send("ready")
+    while True:
+        try:
+            ticket = conn.recv()
+        except (EOFError, OSError):
+            return
+        if ticket is None:
+            return
+        conn.send(run_ticket(ticket))
+
+
+def run_ticket(ticket: Ticket) -> Completed | Failed:
+    """Run one job and describe its outcome; never raises."""
+    from emulator import programs
+    from emulator.store.snapshots import load_snapshot
+
+    try:
+        snapshot = load_snapshot(ticket.backend, ticket.source)
+        out = programs.run_program(ticket.program_id, ticket.params, snapshot)
+        return Completed(result=out.result, log=list(out.log), quantum_seconds=out.quantum_seconds)
+    except programs.ProgramFailure as exc:
+        return Failed(exc.reason, exc.reason_code, exc.solution, traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - any other error is reported on the job, not raised
+        return Failed(
+            reason=f"The emulator could not run this job: {type(exc).__name__}: {exc}",
+            reason_code=1517,
+            solution="This is likely an emulator defect; the job log has the traceback.",
+            detail=traceback.format_exc(),
+        )

@@ -1,0 +1,83 @@
+"""Domain errors: they know nothing about HTTP. Each API maps them to a status and code once."""
+
+from __future__ import annotations
+
+from emulator.jobs.model import JobState
+
+
+class EmulatorError(Exception):
+    """Base of every error a client may see."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAuthenticated(EmulatorError):
+    """No bearer token, or one this emulator did not issue."""
+
+
+class InstanceNotAccessible(EmulatorError):
+    """The `Service-CRN` names an instance the caller may not use."""
+
+
+class BackendNotFound(EmulatorError):
+    """No backend of that name is served."""
+
+
+class UnknownBackendInRequest(BackendNotFound):
+    """A submission names a backend that is not served (a bad field, not a missing resource)."""
+
+
+class ProgramNotFound(EmulatorError):
+    """`program_id` is not one the emulator runs."""
+
+
+class InvalidRequest(EmulatorError):
+    """A client mistake in a request; `field` names the offending part."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class JobNotFound(EmulatorError):
+    """No job of that id in the caller's instance (or it was deleted)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job not found. Job ID: {job_id}")
+        self.job_id = job_id
+
+
+class JobStateConflict(EmulatorError):
+    """The job is not in a state that allows the operation."""
+
+    def __init__(self, job_id: str, state: JobState, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.state = state
+
+
+class JobNotCancellable(JobStateConflict):
+    """Cancel on a job that already ended."""
+
+    def __init__(self, job_id: str, state: JobState) -> None:
+        super().__init__(
+            job_id, state, f"Job is in non cancellable status {state.value}. Job ID: {job_id}"
+        )
+
+
+class JobNotTerminal(JobStateConflict):
+    """Delete on a job that has not ended."""
+
+    def __init__(self, job_id: str, state: JobState) -> None:
+        super().__init__(
+            job_id,
+            state,
+            f"Deleting a job in a non-terminal state ({state.value}) is not possible. "
+            f"Job ID: {job_id}",
+        )
+
+
+class TooManyTags(InvalidRequest):
+    """IBM allows at most 8 tags per job."""

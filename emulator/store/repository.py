@@ -1,0 +1,441 @@
+"""The only module that writes SQL. Each public method is one transaction.
+
+State preconditions live in the WHERE clause of the UPDATE (never in a Python `if` before
+a write), so two racing writers — a cancel and a worker finishing — cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from emulator.jobs.errors import InvalidRequest, JobNotCancellable, JobNotFound, JobNotTerminal
+from emulator.jobs.model import (
+    ALLOWED_FROM,
+    PENDING,
+    TERMINAL,
+    JobEvent,
+    JobFilter,
+    JobSnapshot,
+    JobState,
+    NewJob,
+    utcnow,
+)
+from emulator.store.tables import job_events, job_tags, jobs
+
+# Columns of a snapshot without the (possibly large) params and result texts.
+_SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
+
+
+def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None) -> JobSnapshot:
+    m = row._mapping
+    return JobSnapshot(
+        id=m["id"],
+        instance=m["instance"],
+        program_id=m["program_id"],
+        backend=m["backend"],
+        state=JobState(m["state"]),
+        created_at=m["created_at"],
+        params=params,
+        reason=m["reason"],
+        reason_code=m["reason_code"],
+        reason_solution=m["reason_solution"],
+        session_id=m["session_id"],
+        tags=tuple(sorted(tags)),
+        log_level=m["log_level"],
+        cost=m["cost"],
+        private=bool(m["private"]),
+        runtime=m["runtime"],
+        calibration_id=m["calibration_id"],
+        caller=m["caller"],
+        running_at=m["running_at"],
+        finished_at=m["finished_at"],
+        worker_id=m["worker_id"],
+        attempts=m["attempts"],
+        quantum_seconds=m["quantum_seconds"],
+    )
+
+
+class Repository:
+    """Job persistence over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _read(self) -> Connection:
+        return self.engine.connect().execution_options(read_only=True)
+
+    @staticmethod
+    def _tags_of(conn: Connection, job_ids: Iterable[str]) -> dict[str, list[str]]:
+        ids = list(job_ids)
+        out: dict[str, list[str]] = {i: [] for i in ids}
+        if ids:
+            for job_id, tag in conn.execute(
+                select(job_tags.c.job_id, job_tags.c.tag).where(job_tags.c.job_id.in_(ids))
+            ):
+                out[job_id].append(tag)
+        return out
+
+    @staticmethod
+    def _event(conn: Connection, job_id: str, message: str, level: str = "INFO") -> None:
+        conn.execute(
+            insert(job_events).values(job_id=job_id, at=utcnow(), level=level, message=message)
+        )
+
+    @classmethod
+    def _load(cls, conn: Connection, job_id: str, instance: str | None) -> JobSnapshot | None:
+        query = select(*_SUMMARY).where(jobs.c.id == job_id)
+        if instance is not None:
+            query = query.where(jobs.c.instance == instance)
+        row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return _snapshot(row, cls._tags_of(conn, [job_id])[job_id])
+
+    # -- create / read -----------------------------------------------------------------------
+
+    def create_job(self, job: NewJob) -> JobSnapshot:
+        """Store a new Queued job with its tags and a first log line."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(
+                    insert(jobs).values(
+                        id=job.id,
+                        instance=job.instance,
+                        program_id=job.program_id,
+                        backend=job.backend,
+                        state=JobState.QUEUED.value,
+                        params=job.params,
+                        session_id=job.session_id,
+                        log_level=job.log_level,
+                        cost=job.cost,
+                        private=job.private,
+                        runtime=job.runtime,
+                        calibration_id=job.calibration_id,
+                        caller=job.caller,
+                        created_at=now,
+                        attempts=0,
+                    )
+                )
+            except IntegrityError as exc:
+                raise InvalidRequest("id", f"a job with id {job.id} already exists") from exc
+            if job.tags:
+                conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
+            self._event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
+            snapshot = self._load(conn, job.id, job.instance)
+        assert snapshot is not None
+        return snapshot
+
+    def get_job(self, instance: str | None, job_id: str, with_params: bool = False) -> JobSnapshot:
+        """One job of an instance (any instance when `instance` is None)."""
+        with self._read() as conn, conn.begin():
+            snapshot = self._load(conn, job_id, instance)
+            if snapshot is None:
+                raise JobNotFound(job_id)
+            if with_params:
+                params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
+                snapshot = _with(snapshot, params=params)
+        return snapshot
+
+    def list_jobs(self, instance: str, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
+        """A page of an instance's jobs and the exact count of all that match."""
+        conditions = [jobs.c.instance == instance]
+        if flt.pending is True:
+            conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
+        elif flt.pending is False:
+            conditions.append(jobs.c.state.in_([s.value for s in TERMINAL]))
+        if flt.program_id:
+            conditions.append(jobs.c.program_id == flt.program_id)
+        if flt.backend:
+            conditions.append(jobs.c.backend == flt.backend)
+        if flt.session_id:
+            conditions.append(jobs.c.session_id == flt.session_id)
+        if flt.created_after:
+            conditions.append(jobs.c.created_at >= flt.created_after)
+        if flt.created_before:
+            conditions.append(jobs.c.created_at <= flt.created_before)
+        if flt.tags:
+            # A job matches when it carries every requested tag.
+            wanted = sorted(set(flt.tags))
+            tagged = (
+                select(job_tags.c.job_id)
+                .where(job_tags.c.tag.in_(wanted))
+                .group_by(job_tags.c.job_id)
+                .having(func.count(distinct(job_tags.c.tag)) == len(wanted))
+            )
+            conditions.append(jobs.c.id.in_(tagged))
+        where = and_(*conditions)
+        order = (
+            [jobs.c.created_at.desc(), jobs.c.id.desc()]
+            if flt.descending
+            else [jobs.c.created_at.asc(), jobs.c.id.asc()]
+        )
+        with self._read() as conn, conn.begin():
+            count = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
+            rows = conn.execute(
+                select(*_SUMMARY).where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
+            ).all()
+            tags = self._tags_of(conn, [r.id for r in rows])
+        return [_snapshot(r, tags[r.id]) for r in rows], int(count)
+
+    def get_result(self, instance: str, job_id: str) -> tuple[JobSnapshot, str | None]:
+        """The job and its stored result text (None until it completes)."""
+        with self._read() as conn, conn.begin():
+            snapshot = self._load(conn, job_id, instance)
+            if snapshot is None:
+                raise JobNotFound(job_id)
+            result = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
+        return snapshot, result
+
+    def get_events(self, instance: str, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
+        with self._read() as conn, conn.begin():
+            snapshot = self._load(conn, job_id, instance)
+            if snapshot is None:
+                raise JobNotFound(job_id)
+            rows = conn.execute(
+                select(job_events.c.at, job_events.c.level, job_events.c.message)
+                .where(job_events.c.job_id == job_id)
+                .order_by(job_events.c.id)
+            ).all()
+        return snapshot, [JobEvent(at=r.at, level=r.level, message=r.message) for r in rows]
+
+    def search_tags(self, instance: str, text: str, limit: int = 100) -> list[str]:
+        """Distinct tags of an instance's jobs containing `text`, case-insensitively."""
+        pattern = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        with self._read() as conn, conn.begin():
+            rows = conn.execute(
+                select(distinct(job_tags.c.tag))
+                .join(jobs, jobs.c.id == job_tags.c.job_id)
+                .where(
+                    jobs.c.instance == instance,
+                    func.lower(job_tags.c.tag).like(pattern, escape="\\"),
+                )
+                .order_by(job_tags.c.tag)
+                .limit(limit)
+            ).scalars()
+            return list(rows)
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        instance: str | None = None,
+        owner: str | None = None,
+        message: str | None = None,
+        **values: Any,
+    ) -> JobSnapshot | None:
+        """Move a job to `to` if its current state allows it; None when it does not.
+
+        `owner` additionally requires the job to still be owned by that worker, so a
+        worker that lost its job (cancelled, requeued) cannot overwrite the outcome.
+        """
+        conditions = [jobs.c.id == job_id, jobs.c.state.in_([s.value for s in ALLOWED_FROM[to]])]
+        if instance is not None:
+            conditions.append(jobs.c.instance == instance)
+        if owner is not None:
+            conditions.append(jobs.c.worker_id == owner)
+        now = utcnow()
+        if to in TERMINAL:
+            values.setdefault("finished_at", now)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs).where(*conditions).values(state=to.value, **values)
+            ).rowcount
+            if not changed:
+                return None
+            level = "ERROR" if to is JobState.FAILED else "INFO"
+            self._event(conn, job_id, message or f"Job {to.value}", level)
+            return self._load(conn, job_id, None)
+
+    def cancel_job(self, instance: str, job_id: str, reason: str | None = None) -> JobSnapshot:
+        """Cancel a Queued or Running job of an instance."""
+        snapshot = self.transition(
+            job_id,
+            JobState.CANCELLED,
+            instance=instance,
+            message="Job cancelled by request" if reason is None else f"Job cancelled: {reason}",
+            reason=reason,
+        )
+        if snapshot is not None:
+            return snapshot
+        current = self.get_job(instance, job_id)  # raises JobNotFound
+        raise JobNotCancellable(job_id, current.state)
+
+    def delete_job(self, instance: str, job_id: str) -> None:
+        """Delete a terminal job with its tags, events and result."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(
+                delete(jobs).where(
+                    jobs.c.id == job_id,
+                    jobs.c.instance == instance,
+                    jobs.c.state.in_([s.value for s in TERMINAL]),
+                )
+            ).rowcount
+            if gone:
+                # SQLite enforces ON DELETE CASCADE only with the pragma; delete explicitly too.
+                conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id))
+                conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
+                return
+            current = self._load(conn, job_id, instance)
+        if current is None:
+            raise JobNotFound(job_id)
+        raise JobNotTerminal(job_id, current.state)
+
+    def replace_tags(self, instance: str, job_id: str, tags: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.instance == instance)
+            ).one_or_none()
+            if exists is None:
+                raise JobNotFound(job_id)
+            conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id))
+            unique = sorted(set(tags))
+            if unique:
+                conn.execute(insert(job_tags), [{"job_id": job_id, "tag": t} for t in unique])
+            self._event(conn, job_id, f"Tags replaced: {unique}")
+
+    # -- worker side ---------------------------------------------------------------------------
+
+    def claim_next(self, worker_id: str) -> JobSnapshot | None:
+        """Atomically move the oldest Queued job to Running for `worker_id`."""
+        next_id = (
+            select(jobs.c.id)
+            .where(jobs.c.state == JobState.QUEUED.value)
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == next_id, jobs.c.state == JobState.QUEUED.value)
+                .values(
+                    state=JobState.RUNNING.value,
+                    worker_id=worker_id,
+                    running_at=now,
+                    heartbeat_at=now,
+                    attempts=jobs.c.attempts + 1,
+                )
+                .returning(jobs.c.id)
+            ).one_or_none()
+            if row is None:
+                return None
+            job_id = row[0]
+            self._event(conn, job_id, f"Job running on emulator worker {worker_id}")
+            snapshot = self._load(conn, job_id, None)
+            params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
+        assert snapshot is not None
+        return _with(snapshot, params=params)
+
+    def heartbeat(self, worker_id: str, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.worker_id == worker_id)
+                .values(heartbeat_at=utcnow())
+            )
+
+    def complete_job(
+        self, job_id: str, worker_id: str, result: str, log: Sequence[str], quantum_seconds: float
+    ) -> JobSnapshot | None:
+        """Record a worker's result; None if the job was cancelled meanwhile."""
+        with self.engine.begin() as conn:
+            for line in log:
+                self._event(conn, job_id, line)
+        return self.transition(
+            job_id,
+            JobState.COMPLETED,
+            owner=worker_id,
+            message=f"Job completed in {quantum_seconds:.3f} s of simulation",
+            result=result,
+            quantum_seconds=quantum_seconds,
+        )
+
+    def recover_interrupted(self, max_attempts: int, stale_after: timedelta) -> list[JobSnapshot]:
+        """Requeue (or fail, past `max_attempts`) Running jobs whose worker stopped beating."""
+        cutoff = utcnow() - stale_after
+        with self._read() as conn, conn.begin():
+            stale = conn.execute(
+                select(jobs.c.id, jobs.c.attempts).where(
+                    jobs.c.state == JobState.RUNNING.value,
+                    (jobs.c.heartbeat_at.is_(None)) | (jobs.c.heartbeat_at < cutoff),
+                )
+            ).all()
+        recovered: list[JobSnapshot] = []
+        for job_id, attempts in stale:
+            if attempts >= max_attempts:
+                snap = self.transition(
+                    job_id,
+                    JobState.FAILED,
+                    message="Job failed: its worker stopped while running it, too many times",
+                    reason="The emulator stopped while this job was running "
+                    f"({attempts} attempts); it was not retried again.",
+                    reason_code=1517,
+                    reason_solution="Submit the job again.",
+                )
+            else:
+                snap = self.transition(
+                    job_id,
+                    JobState.QUEUED,
+                    message="Job requeued: its worker stopped while running it",
+                    worker_id=None,
+                    running_at=None,
+                    heartbeat_at=None,
+                )
+            if snap is not None:
+                recovered.append(snap)
+        return recovered
+
+    def count_by_state(self) -> dict[str, int]:
+        with self._read() as conn, conn.begin():
+            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        return {state: int(n) for state, n in rows}
+
+    def queue_length(self, backend: str) -> int:
+        with self._read() as conn, conn.begin():
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.backend == backend, jobs.c.state == JobState.QUEUED.value)
+                ).scalar_one()
+            )
+
+    def usage_seconds(self, instance: str, since: datetime | None = None) -> float:
+        query = select(func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0)).where(
+            jobs.c.instance == instance
+        )
+        if since is not None:
+            query = query.where(jobs.c.finished_at >= since)
+        with self._read() as conn, conn.begin():
+            return float(conn.execute(query).scalar_one())
+
+
+def _with(snapshot: JobSnapshot, **changes: Any) -> JobSnapshot:
+    return replace(snapshot, **changes)

@@ -1,0 +1,75 @@
+"""SQLAlchemy Core schema. The same DDL runs on SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from emulator.jobs.model import JobState
+
+metadata = MetaData()
+
+_STATES = ", ".join(f"'{s.value}'" for s in JobState)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("instance", String(255), nullable=False),
+    Column("program_id", String(64), nullable=False),
+    Column("backend", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("result", Text),
+    Column("reason", Text),
+    Column("reason_code", Integer),
+    Column("reason_solution", Text),
+    Column("session_id", String(64)),
+    Column("log_level", String(16), nullable=False, default="WARNING"),
+    Column("cost", Integer),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("runtime", String(255)),
+    Column("calibration_id", String(255)),
+    Column("caller", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("running_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("worker_id", String(64)),
+    Column("heartbeat_at", DateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("quantum_seconds", Float),
+    CheckConstraint(f"state IN ({_STATES})", name="job_state_valid"),
+)
+Index("ix_jobs_instance_created", jobs.c.instance, jobs.c.created_at)
+Index("ix_jobs_state_created", jobs.c.state, jobs.c.created_at)
+
+job_tags = Table(
+    "job_tags",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(255), primary_key=True),
+)
+Index("ix_job_tags_tag", job_tags.c.tag)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+)
+Index("ix_job_events_job", job_events.c.job_id, job_events.c.id)
