@@ -27,7 +27,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--workers",
         type=int,
-        help=f"simulation processes (default: CPU count; env {env_name('workers')})",
+        help="simulation processes; 0 keeps jobs Queued "
+        f"(default: CPU count; env {env_name('workers')})",
     )
     p.add_argument(
         "--database-url",
@@ -121,6 +122,19 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
         sys.exit(f"error: {exc}")
 
 
+def _served_default_instance(url: str) -> str | None:
+    """The running emulator's default instance, so `env` matches however it was started."""
+    import httpx
+
+    try:
+        response = httpx.get(url.rstrip("/") + "/_emulator/info", timeout=2.0)
+        if response.status_code == 200:
+            return str(response.json()["default_instance"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        pass
+    return None
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     settings = _settings(args, [])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -133,7 +147,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     api_key = args.api_key or (
         settings.api_keys[0].partition("=")[0] if settings.api_keys else DEFAULT_API_KEY
     )
-    instance = args.instance or settings.default_instance.crn
+    instance = args.instance or _served_default_instance(url) or settings.default_instance.crn
     print("\n".join(env_lines(url, api_key, instance)))
     return 0
 

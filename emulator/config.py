@@ -78,8 +78,9 @@ class Settings:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise SettingsError("workers: must be >= 1")
+        # 0 workers is allowed: jobs are accepted and stay Queued (API-only use, tests).
+        if self.workers < 0:
+            raise SettingsError("workers: must be >= 0")
         if not (0 < self.port < 65536):
             raise SettingsError("port: must be 1..65535")
         if not self.backends:

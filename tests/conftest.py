@@ -1,31 +1,46 @@
-"""Shared fixtures: one emulator process per test session, clients configured by `env` only."""
+"""Shared fixtures: emulator processes, and clients configured by `python -m emulator env` only."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import EmulatorServer, emulator_env
 
 CLIENT_VARIABLES = (
     "QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL",
-    "IAM_URL", "GLOBAL_SEARCH_URL", "GLOBAL_CATALOG_URL", "QISKIT_IBM_RUNTIME_LOG_LEVEL",
+    "IAM_URL", "GLOBAL_SEARCH_URL", "GLOBAL_CATALOG_URL",
 )
+CRN_A = "crn:v1:bluemix:public:quantum-computing:us-east:a/test:aaaaaaaa-0000-4000-8000-000000000001::"
+CRN_B = "crn:v1:bluemix:public:quantum-computing:eu-de:a/test:bbbbbbbb-0000-4000-8000-000000000002::"
+INSTANCES = f"team-a={CRN_A},team-b={CRN_B}"
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    """The shared emulator (2 workers) for tests that do not restart or reconfigure it."""
-    instance = EmulatorServer(tmp_path_factory.mktemp("emulator"), workers=2).start()
+    """The shared emulator: 2 workers, two instances (the first is the default)."""
+    instance = EmulatorServer(
+        tmp_path_factory.mktemp("emulator"), "--instances", INSTANCES, workers=2
+    ).start()
     yield instance
     instance.stop()
 
 
 @pytest.fixture(scope="session")
-def client_env(server: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """An emulator with no workers: every job stays Queued."""
+    instance = EmulatorServer(tmp_path_factory.mktemp("idle"), workers=0).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def client_env(
+    server: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """Apply `python -m emulator env` to this process, with an empty HOME (no saved accounts)."""
     values = emulator_env(server.url)
     saved = {k: os.environ.get(k) for k in (*CLIENT_VARIABLES, "HOME")}
@@ -39,9 +54,26 @@ def client_env(server: EmulatorServer, tmp_path_factory: pytest.TempPathFactory)
             os.environ[key] = value
 
 
-def use_env(values: dict[str, str]) -> None:
-    os.environ.update(values)
+def bearer(url: str, api_key: str = "test-key") -> dict[str, str]:
+    """Authorization header from the emulator's IAM, as the client obtains it."""
+    response = httpx.post(
+        url + "/iam/identity/token",
+        data={"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": api_key},
+    )
+    response.raise_for_status()
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+@pytest.fixture(scope="session")
+def api(server: EmulatorServer) -> Iterator[httpx.Client]:
+    """An HTTP client on the shared server's Runtime API, authenticated, default instance."""
+    with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(server.url), timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def idle_api(idle_server: EmulatorServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=idle_server.url + "/api/v1", headers=bearer(idle_server.url), timeout=60
+    ) as c:
+        yield c

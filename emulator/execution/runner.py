@@ -7,12 +7,16 @@ notice a flag.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import traceback
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,25 @@ class Failed:
     detail: str
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when the server dies, even by SIGKILL.
+
+    Otherwise an orphaned simulation keeps a core busy for as long as it runs.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
     """Entry point of a worker process."""
+    _die_with_parent()
     # The server handles Ctrl-C and shuts children down itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One process per core: Aer's own threading would oversubscribe.

@@ -225,7 +225,8 @@ class Repository:
         )
         with self._read() as conn, conn.begin():
             rows = conn.execute(
-                select(distinct(job_tags.c.tag))
+                select(job_tags.c.tag)
+                .distinct()
                 .join(jobs, jobs.c.id == job_tags.c.job_id)
                 .where(
                     jobs.c.instance == instance,

@@ -32,4 +32,24 @@ async def health(request: Request) -> Response:
     )
 
 
-routes = [Route("/health", health)]
+async def info(request: Request) -> Response:
+    """What this emulator serves: version, instances (default first), backends, settings."""
+    state = _state(request)
+    settings = state.settings
+    return JSONResponse(
+        {
+            "version": __version__,
+            "instances": [{"name": i.name, "crn": i.crn} for i in state.access.instances],
+            "default_instance": state.access.default_instance.crn,
+            "api_keys_required": not state.access.open,
+            "backends": [
+                {"name": b.name, "snapshot": b.snapshot.source, "qubits": b.num_qubits, "mock": b.mock}
+                for b in state.backends.all()
+            ],
+            "workers": settings.workers,
+            "database": "sqlite" if not settings.database_url else "external",
+        }
+    )
+
+
+routes = [Route("/health", health), Route("/info", info)]

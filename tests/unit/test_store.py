@@ -1,0 +1,153 @@
+"""The repository on a real SQLite file: guarded transitions, atomic claims, exact counts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from emulator.jobs.errors import JobNotCancellable, JobNotFound, JobNotTerminal
+from emulator.jobs.model import JobFilter, JobState, NewJob
+from emulator.store.db import create_store_engine
+from emulator.store.repository import Repository
+
+A = "crn:a"
+B = "crn:b"
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Repository:
+    return Repository(create_store_engine(f"sqlite:///{tmp_path / 'store.db'}"))
+
+
+def new(repo: Repository, job_id: str, instance: str = A, **kw: object) -> None:
+    repo.create_job(
+        NewJob(id=job_id, instance=instance, program_id=str(kw.pop("program", "sampler")),
+               backend=str(kw.pop("backend", "ibm_brisbane")), params="{}", **kw)  # type: ignore[arg-type]
+    )
+
+
+def test_jobs_are_isolated_per_instance(repo: Repository) -> None:
+    new(repo, "j1", A)
+    assert repo.get_job(A, "j1").state is JobState.QUEUED
+    with pytest.raises(JobNotFound):
+        repo.get_job(B, "j1")
+    with pytest.raises(JobNotFound):
+        repo.cancel_job(B, "j1")
+    with pytest.raises(JobNotFound):
+        repo.delete_job(B, "j1")
+
+
+def test_cancel_only_from_pending_states(repo: Repository) -> None:
+    new(repo, "j1")
+    assert repo.cancel_job(A, "j1").state is JobState.CANCELLED
+    with pytest.raises(JobNotCancellable):
+        repo.cancel_job(A, "j1")
+
+
+def test_delete_only_terminal_jobs(repo: Repository) -> None:
+    new(repo, "j1")
+    with pytest.raises(JobNotTerminal):
+        repo.delete_job(A, "j1")
+    repo.cancel_job(A, "j1")
+    repo.delete_job(A, "j1")
+    with pytest.raises(JobNotFound):
+        repo.get_job(A, "j1")
+    with pytest.raises(JobNotFound):
+        repo.delete_job(A, "j1")
+
+
+def test_worker_cannot_overwrite_a_cancelled_job(repo: Repository) -> None:
+    new(repo, "j1")
+    claimed = repo.claim_next("w1")
+    assert claimed is not None and claimed.state is JobState.RUNNING and claimed.params == "{}"
+    repo.cancel_job(A, "j1")
+    assert repo.complete_job("j1", "w1", "result", ["line"], 0.1) is None
+    job, result = repo.get_result(A, "j1")
+    assert job.state is JobState.CANCELLED and result is None
+
+
+def test_only_the_owning_worker_completes(repo: Repository) -> None:
+    new(repo, "j1")
+    repo.claim_next("w1")
+    assert repo.complete_job("j1", "w2", "r", [], 0.1) is None
+    done = repo.complete_job("j1", "w1", "r", ["simulated 2 qubits"], 0.25)
+    assert done is not None and done.state is JobState.COMPLETED and done.quantum_seconds == 0.25
+    _, events = repo.get_events(A, "j1")
+    assert any("simulated 2 qubits" in e.message for e in events)
+
+
+def test_concurrent_claims_never_share_a_job(repo: Repository) -> None:
+    for i in range(30):
+        new(repo, f"j{i:02d}")
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := repo.claim_next(name)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == [f"j{i:02d}" for i in range(30)]
+
+
+def test_claims_oldest_first(repo: Repository) -> None:
+    for i in range(3):
+        new(repo, f"j{i}")
+    assert [repo.claim_next("w").id for _ in range(3)] == ["j0", "j1", "j2"]  # type: ignore[union-attr]
+    assert repo.claim_next("w") is None
+
+
+def test_list_count_is_exact_and_offset_honoured(repo: Repository) -> None:
+    for i in range(25):
+        new(repo, f"j{i:02d}", program="estimator" if i % 5 == 0 else "sampler")
+    new(repo, "other", B)
+    page, count = repo.list_jobs(A, JobFilter(limit=10, offset=20))
+    assert count == 25 and len(page) == 5
+    page, count = repo.list_jobs(A, JobFilter(limit=3, program_id="estimator", descending=False))
+    assert count == 5 and [j.id for j in page] == ["j00", "j05", "j10"]
+    assert repo.list_jobs(A, JobFilter(pending=False))[1] == 0
+    repo.cancel_job(A, "j03")
+    assert [j.id for j in repo.list_jobs(A, JobFilter(pending=False))[0]] == ["j03"]
+    assert repo.list_jobs(A, JobFilter(pending=True))[1] == 24
+
+
+def test_tag_filter_requires_every_tag(repo: Repository) -> None:
+    new(repo, "j1", tags=("x", "y"))
+    new(repo, "j2", tags=("x",))
+    assert [j.id for j in repo.list_jobs(A, JobFilter(tags=("x", "y")))[0]] == ["j1"]
+    assert repo.list_jobs(A, JobFilter(tags=("x",)))[1] == 2
+    repo.replace_tags(A, "j2", ["y", "x", "x"])
+    assert repo.get_job(A, "j2").tags == ("x", "y")
+    assert repo.search_tags(A, "X") == ["x"]
+    assert repo.search_tags(B, "x") == []
+
+
+def test_interrupted_jobs_are_requeued_then_failed(repo: Repository) -> None:
+    new(repo, "j1")
+    repo.claim_next("w1")
+    recovered = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
+    assert [j.state for j in recovered] == [JobState.QUEUED]
+    repo.claim_next("w2")
+    recovered = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
+    assert [j.state for j in recovered] == [JobState.FAILED]
+    job = repo.get_job(A, "j1")
+    assert job.reason and "stopped" in job.reason and job.reason_code == 1517
+
+
+def test_schema_rejects_impossible_states(repo: Repository) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from emulator.store.tables import jobs
+
+    new(repo, "j1")
+    with pytest.raises(IntegrityError), repo.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == "j1").values(state="initializing"))
