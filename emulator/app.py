@@ -18,6 +18,7 @@ from emulator.config import Settings
 from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
+from emulator.jobs.watch import JobWatch
 from emulator.runtime_state import EmulatorState
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
@@ -55,7 +56,8 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
     """Open the store and (optionally) the worker pool for `settings`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.effective_database_url)
-    repo = Repository(engine)
+    watch = JobWatch()
+    repo = Repository(engine, on_transition=watch.notify)
     backends = BackendRegistry(settings.backends)
     access = AccessPolicy(settings, load_secret(settings.data_dir))
     pool = (
@@ -64,7 +66,7 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         else None
     )
     jobs = JobService(repo, backends, hooks=pool)
-    return EmulatorState(settings, access, backends, repo, jobs, pool)
+    return EmulatorState(settings, access, backends, repo, jobs, pool, watch)
 
 
 def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:

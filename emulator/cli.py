@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from emulator import __version__
-from emulator.config import Settings, SettingsError, env_name
+from emulator.config import Settings, SettingsError, env_name, setting_names
 
 DEFAULT_API_KEY = "emulator-api-key"
 
@@ -61,6 +61,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         f"(env {env_name('job_max_attempts')})",
     )
     p.add_argument("--log-level", help=f"server log level (env {env_name('log_level')})")
+    p.add_argument(
+        "--status-hold-ms",
+        type=int,
+        help="how long a status poll of an unfinished job waits for it to finish; 0 disables "
+        f"(default 250; env {env_name('status_hold_ms')})",
+    )
 
 
 def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -157,21 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from emulator.app import create_app
 
-    names = [
-        "host",
-        "port",
-        "data_dir",
-        "workers",
-        "database_url",
-        "backends",
-        "instances",
-        "api_keys",
-        "token_ttl",
-        "default_shots",
-        "job_max_attempts",
-        "log_level",
-    ]
-    settings = _settings(args, names)
+    settings = _settings(args, setting_names())
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

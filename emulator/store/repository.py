@@ -6,7 +6,7 @@ a write), so two racing writers — a cancel and a worker finishing — cannot b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,8 +75,10 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
 class Repository:
     """Job persistence over one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_transition: Callable[[str], None] | None = None) -> None:
         self.engine = engine
+        # Called with a job id after every committed state change (e.g. to wake held polls).
+        self.on_transition = on_transition
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -270,7 +272,13 @@ class Repository:
                 return None
             level = "ERROR" if to is JobState.FAILED else "INFO"
             self._event(conn, job_id, message or f"Job {to.value}", level)
-            return self._load(conn, job_id, None)
+            snapshot = self._load(conn, job_id, None)
+        self._changed(job_id)
+        return snapshot
+
+    def _changed(self, job_id: str) -> None:
+        if self.on_transition is not None:
+            self.on_transition(job_id)
 
     def cancel_job(self, instance: str, job_id: str, reason: str | None = None) -> JobSnapshot:
         """Cancel a Queued or Running job of an instance."""
@@ -352,6 +360,7 @@ class Repository:
             snapshot = self._load(conn, job_id, None)
             params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
         assert snapshot is not None
+        self._changed(job_id)
         return _with(snapshot, params=params)
 
     def heartbeat(self, worker_id: str, job_id: str) -> None:

@@ -43,7 +43,12 @@ async def info(request: Request) -> Response:
             "default_instance": state.access.default_instance.crn,
             "api_keys_required": not state.access.open,
             "backends": [
-                {"name": b.name, "snapshot": b.snapshot.source, "qubits": b.num_qubits, "mock": b.mock}
+                {
+                    "name": b.name,
+                    "snapshot": b.snapshot.source,
+                    "qubits": b.num_qubits,
+                    "mock": b.mock,
+                }
                 for b in state.backends.all()
             ],
             "workers": settings.workers,

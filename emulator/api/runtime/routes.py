@@ -132,9 +132,14 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     exclude = request.query_params.get("exclude_params", "false").lower() == "true"
-    job = await run_in_threadpool(
-        _state(request).jobs.get_job, _instance(request), request.path_params["job_id"], not exclude
-    )
+    state = _state(request)
+    job_id = request.path_params["job_id"]
+    job = await run_in_threadpool(state.jobs.get_job, _instance(request), job_id, not exclude)
+    hold = state.settings.status_hold_ms / 1000
+    if hold > 0 and not job.state.terminal and state.pool is not None and state.pool.slots:
+        # Most jobs end within milliseconds: answer this poll with the outcome, not "Running".
+        await state.watch.wait(job_id, hold)
+        job = await run_in_threadpool(state.jobs.get_job, _instance(request), job_id, not exclude)
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 

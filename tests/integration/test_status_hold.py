@@ -1,0 +1,40 @@
+"""A status poll of an unfinished job is held until the job ends (or the hold runs out)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import bearer
+from tests.integration.test_runtime_http import sampler_body
+from tests.support import EmulatorServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server = EmulatorServer(
+        tmp_path_factory.mktemp("hold"), "--status-hold-ms", "20000", workers=1
+    ).start()
+    server.wait_workers_ready()
+    with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(server.url), timeout=60) as c:
+        yield c
+    server.stop()
+
+
+def test_first_poll_answers_with_the_outcome(held: httpx.Client) -> None:
+    job_id = held.post("/jobs", json=sampler_body()).json()["id"]
+    job = held.get(f"/jobs/{job_id}", params={"exclude_params": "true"}).json()
+    assert job["state"]["status"] == "Completed"
+
+
+def test_polls_of_final_jobs_are_not_held(held: httpx.Client) -> None:
+    job_id = held.post("/jobs", json=sampler_body()).json()["id"]
+    held.get(f"/jobs/{job_id}")
+    start = time.monotonic()
+    assert held.get(f"/jobs/{job_id}").json()["state"]["status"] == "Completed"
+    assert time.monotonic() - start < 5  # far less than the 20 s hold
