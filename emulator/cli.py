@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
+
+import uvicorn
 
 from emulator import __version__
 from emulator.config import Settings, SettingsError, env_name, setting_names
 
 DEFAULT_API_KEY = "emulator-api-key"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+log = logging.getLogger("emulator")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -128,17 +136,18 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
         sys.exit(f"error: {exc}")
 
 
-def _served_default_instance(url: str) -> str | None:
-    """The running emulator's default instance, so `env` matches however it was started."""
+def _served_info(url: str) -> dict[str, Any]:
+    """The running emulator's `/_emulator/info`, so `env` matches however it was started."""
     import httpx
 
     try:
         response = httpx.get(url.rstrip("/") + "/_emulator/info", timeout=2.0)
         if response.status_code == 200:
-            return str(response.json()["default_instance"])
-    except (httpx.HTTPError, ValueError, KeyError):
+            info: dict[str, Any] = response.json()
+            return info
+    except (httpx.HTTPError, ValueError):
         pass
-    return None
+    return {}
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -150,17 +159,37 @@ def cmd_env(args: argparse.Namespace) -> int:
             f"# note: {url} is not a loopback address; clients will send requests there.",
             file=sys.stderr,
         )
-    api_key = args.api_key or (
-        settings.api_keys[0].partition("=")[0] if settings.api_keys else DEFAULT_API_KEY
-    )
-    instance = args.instance or _served_default_instance(url) or settings.default_instance.crn
+    info = _served_info(url)
+    configured_key = settings.api_keys[0].partition("=")[0] if settings.api_keys else None
+    api_key = args.api_key or configured_key or DEFAULT_API_KEY
+    if info.get("api_keys_required") and not (args.api_key or configured_key):
+        print(
+            "# note: this emulator only accepts its configured API keys; pass --api-key KEY.",
+            file=sys.stderr,
+        )
+    instance = args.instance or info.get("default_instance") or settings.default_instance.crn
     print("\n".join(env_lines(url, api_key, instance)))
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after shutting down, so a clean stop looked like a
+    kill (exit -15). A requested shutdown that completed is a success: exit 0."""
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     from emulator.app import create_app
 
     settings = _settings(args, setting_names())
@@ -177,13 +206,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f'  point clients at it: eval "$(python -m emulator env --url {url})"',
         flush=True,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
+    _GracefulServer(config).run()
+    log.info("emulator stopped")
     return 0
 
 

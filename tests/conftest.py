@@ -11,11 +11,20 @@ import pytest
 from tests.support import EmulatorServer, emulator_env
 
 CLIENT_VARIABLES = (
-    "QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL",
-    "IAM_URL", "GLOBAL_SEARCH_URL", "GLOBAL_CATALOG_URL",
+    "QISKIT_IBM_TOKEN",
+    "QISKIT_IBM_URL",
+    "QISKIT_IBM_INSTANCE",
+    "QISKIT_IBM_CHANNEL",
+    "IAM_URL",
+    "GLOBAL_SEARCH_URL",
+    "GLOBAL_CATALOG_URL",
 )
-CRN_A = "crn:v1:bluemix:public:quantum-computing:us-east:a/test:aaaaaaaa-0000-4000-8000-000000000001::"
-CRN_B = "crn:v1:bluemix:public:quantum-computing:eu-de:a/test:bbbbbbbb-0000-4000-8000-000000000002::"
+CRN_A = (
+    "crn:v1:bluemix:public:quantum-computing:us-east:a/test:aaaaaaaa-0000-4000-8000-000000000001::"
+)
+CRN_B = (
+    "crn:v1:bluemix:public:quantum-computing:eu-de:a/test:bbbbbbbb-0000-4000-8000-000000000002::"
+)
 INSTANCES = f"team-a={CRN_A},team-b={CRN_B}"
 
 

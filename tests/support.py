@@ -55,9 +55,19 @@ class EmulatorServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--workers", str(self.workers), *self.extra,
+                sys.executable,
+                "-m",
+                "emulator",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+                *self.extra,
             ],
             cwd=ROOT,
             stdout=log,
@@ -81,7 +91,9 @@ class EmulatorServer:
         return httpx.get(self.url + "/_emulator/health", timeout=5.0).json()
 
     def wait_workers_ready(self, timeout: float = 120.0) -> None:
-        wait_until(lambda: self.health()["workers_ready"] == self.workers, timeout=timeout, interval=0.2)
+        wait_until(
+            lambda: self.health()["workers_ready"] == self.workers, timeout=timeout, interval=0.2
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None
@@ -110,6 +122,6 @@ def emulator_env(url: str, *extra: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in out.splitlines():
         if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
+            name, _, value = line[len("export ") :].partition("=")
             values[name] = shlex.split(value)[0] if value else ""
     return values

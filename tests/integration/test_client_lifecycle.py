@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def service_for(server: EmulatorServer) -> Iterator[QiskitRuntimeService]:
+def service_for(server: EmulatorServer, *env_args: str) -> Iterator[QiskitRuntimeService]:
     """A client configured only by `python -m emulator env` for this server."""
-    values = emulator_env(server.url)
+    values = emulator_env(server.url, *env_args)
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

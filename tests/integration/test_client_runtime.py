@@ -40,9 +40,9 @@ def bell(measure: bool = True) -> QuantumCircuit:
 
 
 def isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:  # noqa: ANN001
-    return generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=1).run(
-        circuit
-    )
+    return generate_preset_pass_manager(
+        backend=backend, optimization_level=1, seed_transpiler=1
+    ).run(circuit)
 
 
 def assert_bell_counts(counts: dict[str, int], shots: int) -> None:
@@ -131,7 +131,9 @@ def test_job_status_logs_metrics_tags_and_lookup(service: QiskitRuntimeService, 
     assert again.inputs["pubs"]
     listed = service.jobs(limit=None, job_tags=["renamed"])
     assert [j.job_id() for j in listed] == [job.job_id()]
-    assert job.job_id() in [j.job_id() for j in service.jobs(backend_name="ibm_brisbane", pending=False)]
+    assert job.job_id() in [
+        j.job_id() for j in service.jobs(backend_name="ibm_brisbane", pending=False)
+    ]
 
 
 def test_delete_job_then_not_found(service: QiskitRuntimeService, brisbane) -> None:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""Runtime REST API at the HTTP level: every status code, envelope and field the client relies on."""
+"""Runtime REST API at the HTTP level: every status code, envelope and field clients rely on."""
 
 from __future__ import annotations
 
@@ -98,8 +98,13 @@ def test_search_lists_instances_and_catalog_their_plan(server: EmulatorServer) -
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer", "Bearer not-a-jwt", "Basic abc",
-     "Bearer " + jwt.encode({"iat": 1, "exp": 9999999999, "key": "k"}, "other-secret")],
+    [
+        None,
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Basic abc",
+        "Bearer " + jwt.encode({"iat": 1, "exp": 9999999999, "key": "k"}, "other-secret"),
+    ],
 )
 def test_missing_or_foreign_token_is_401(server: EmulatorServer, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -128,7 +133,10 @@ def test_versions_need_no_token(server: EmulatorServer) -> None:
 
 
 def test_backend_list_has_what_least_busy_reads(api: httpx.Client) -> None:
-    devices = {d["name"]: d for d in api.get("/backends", params={"include_mocks": "True"}).json()["devices"]}
+    devices = {
+        d["name"]: d
+        for d in api.get("/backends", params={"include_mocks": "True"}).json()["devices"]
+    }
     assert {"ibm_brisbane", "ibm_fez", "fake_manila"} <= set(devices)
     assert devices["ibm_brisbane"]["qubits"] == 127 and devices["ibm_fez"]["qubits"] == 156
     assert devices["fake_manila"]["qubits"] == 5
@@ -141,7 +149,9 @@ def test_backend_documents(api: httpx.Client) -> None:
     conf = api.get("/backends/ibm_fez/configuration").json()
     assert conf["backend_name"] == "ibm_fez" and conf["n_qubits"] == 156 and conf["online_date"]
     assert conf["simulator"] is False
-    props = api.get("/backends/ibm_fez/properties", params={"updated_before": "2025-01-01T00:00:00Z"})
+    props = api.get(
+        "/backends/ibm_fez/properties", params={"updated_before": "2025-01-01T00:00:00Z"}
+    )
     assert props.status_code == 200 and props.json()["qubits"]
     status = api.get("/backends/ibm_fez/status").json()
     assert status["state"] is True and status["status"] == "active" and "length_queue" in status
@@ -171,11 +181,40 @@ def count_jobs(api: httpx.Client) -> int:
         ({"backend": "fake_manila", "params": {}}, 400, "1002", "program_id"),
         ({"program_id": "sampler", "params": {}}, 400, "1002", "backend"),
         ({"program_id": "sampler", "backend": "fake_manila"}, 400, "1002", "params"),
-        ({"program_id": "qasm3-runner", "backend": "fake_manila", "params": {}}, 404, "1300", "qasm3-runner"),
-        ({"program_id": "sampler", "backend": "ibm_nowhere", "params": {}}, 400, "1007", "ibm_nowhere"),
-        ({"program_id": "sampler", "backend": "fake_manila", "params": {"pubs": "x"}}, 400, "1002", "params.pubs"),
-        ({"program_id": "sampler", "backend": "fake_manila", "params": {"pubs": []}}, 400, "1002", "params.pubs"),
-        ({"program_id": "sampler", "backend": "fake_manila", "params": {"pubs": [[{"__type__": "QuantumCircuit", "__value__": "bm90IHFweQ=="}]]}}, 400, "1002", "params.pubs[0]"),
+        (
+            {"program_id": "qasm3-runner", "backend": "fake_manila", "params": {}},
+            404,
+            "1300",
+            "qasm3-runner",
+        ),
+        (
+            {"program_id": "sampler", "backend": "ibm_nowhere", "params": {}},
+            400,
+            "1007",
+            "ibm_nowhere",
+        ),
+        (
+            {"program_id": "sampler", "backend": "fake_manila", "params": {"pubs": "x"}},
+            400,
+            "1002",
+            "params.pubs",
+        ),
+        (
+            {"program_id": "sampler", "backend": "fake_manila", "params": {"pubs": []}},
+            400,
+            "1002",
+            "params.pubs",
+        ),
+        (
+            {
+                "program_id": "sampler",
+                "backend": "fake_manila",
+                "params": {"pubs": [[{"__type__": "QuantumCircuit", "__value__": "bm90IHFweQ=="}]]},
+            },
+            400,
+            "1002",
+            "params.pubs[0]",
+        ),
         ({**sampler_body(), "log_level": "LOUD"}, 400, "1002", "log_level"),
         ({**sampler_body(), "tags": ["t"] * 9}, 400, "1204", "tags"),
         ({**sampler_body(), "tags": "t"}, 400, "1002", "tags"),
@@ -196,7 +235,9 @@ def test_malformed_json_body_is_400(api: httpx.Client) -> None:
 
 
 def test_circuit_wider_than_backend_is_400(api: httpx.Client) -> None:
-    body = fixture_body("post_jobs_executor_sampler_body.json")  # an ISA circuit for 156-qubit ibm_fez
+    body = fixture_body(
+        "post_jobs_executor_sampler_body.json"
+    )  # an ISA circuit for 156-qubit ibm_fez
     body["backend"] = "fake_manila"
     before = count_jobs(api)
     response = api.post("/jobs", json=body)
@@ -221,7 +262,9 @@ def test_job_runs_to_completion_with_timestamps_logs_and_metrics(api: httpx.Clie
     metrics = api.get(f"/jobs/{job_id}/metrics").json()
     stamps = metrics["timestamps"]
     assert stamps["created"] <= stamps["running"] <= stamps["finished"]
-    assert metrics["usage"]["status"] == "complete" and metrics["usage"]["qpu_charge_time_seconds"] > 0
+    assert (
+        metrics["usage"]["status"] == "complete" and metrics["usage"]["qpu_charge_time_seconds"] > 0
+    )
     logs = api.get(f"/jobs/{job_id}/logs")
     assert logs.headers["content-type"].startswith("text/plain")
     for word in ("queued", "running", "completed"):
@@ -251,7 +294,9 @@ def test_queued_job_cancel_and_delete_rules(idle_api: httpx.Client) -> None:
     assert idle_api.delete(f"/jobs/{job_id}").status_code == 204
 
 
-@pytest.mark.parametrize("method", ["get", "cancel", "delete", "results", "logs", "metrics", "tags"])
+@pytest.mark.parametrize(
+    "method", ["get", "cancel", "delete", "results", "logs", "metrics", "tags"]
+)
 def test_unknown_job_is_404_everywhere(api: httpx.Client, method: str) -> None:
     calls = {
         "get": lambda: api.get("/jobs/nosuchjob"),
@@ -282,13 +327,17 @@ def test_tags_replace_search_and_filter(api: httpx.Client) -> None:
     response = api.put(f"/jobs/{job_id}/tags", json={"tags": ["Blue-Team", "run-42"]})
     assert response.status_code == 204 and response.content == b""
     assert sorted(api.get(f"/jobs/{job_id}").json()["tags"]) == ["Blue-Team", "run-42"]
-    assert api.get("/tags", params={"type": "job", "search": "blue"}).json() == {"tags": ["Blue-Team"]}
+    assert api.get("/tags", params={"type": "job", "search": "blue"}).json() == {
+        "tags": ["Blue-Team"]
+    }
     listed = api.get("/jobs", params=[("tags", "Blue-Team"), ("tags", "run-42")]).json()
     assert [j["id"] for j in listed["jobs"]] == [job_id] and listed["count"] == 1
     assert_envelope(api.put(f"/jobs/{job_id}/tags", json={"tags": ["x"] * 9}), 400, "1204")
     assert_envelope(api.put(f"/jobs/{job_id}/tags", json={"labels": []}), 400, "1002", "tags")
     assert_envelope(api.get("/tags", params={"type": "job", "search": "ab"}), 400, "1002", "search")
-    assert_envelope(api.get("/tags", params={"type": "session", "search": "abc"}), 400, "1002", "type")
+    assert_envelope(
+        api.get("/tags", params={"type": "session", "search": "abc"}), 400, "1002", "type"
+    )
 
 
 def test_list_filters_sort_and_exact_count(idle_api: httpx.Client) -> None:
@@ -300,17 +349,31 @@ def test_list_filters_sort_and_exact_count(idle_api: httpx.Client) -> None:
     first = ascending[0]["created"]
     after = idle_api.get("/jobs", params={"tags": "listing", "created_after": first}).json()
     assert after["count"] == 5
-    before = idle_api.get("/jobs", params={"tags": "listing", "created_before": "2000-01-01T00:00:00Z"})
+    before = idle_api.get(
+        "/jobs", params={"tags": "listing", "created_before": "2000-01-01T00:00:00Z"}
+    )
     assert before.json()["count"] == 0
     assert idle_api.get("/jobs", params={"tags": "listing", "pending": "true"}).json()["count"] == 5
-    assert idle_api.get("/jobs", params={"tags": "listing", "pending": "false"}).json()["count"] == 0
-    assert idle_api.get("/jobs", params={"tags": "listing", "program": "estimator"}).json()["count"] == 0
-    assert idle_api.get("/jobs", params={"tags": "listing", "backend": "fake_manila"}).json()["count"] == 5
-    with_params = idle_api.get("/jobs", params={"tags": "listing", "exclude_params": "false"}).json()
+    assert (
+        idle_api.get("/jobs", params={"tags": "listing", "pending": "false"}).json()["count"] == 0
+    )
+    assert (
+        idle_api.get("/jobs", params={"tags": "listing", "program": "estimator"}).json()["count"]
+        == 0
+    )
+    assert (
+        idle_api.get("/jobs", params={"tags": "listing", "backend": "fake_manila"}).json()["count"]
+        == 5
+    )
+    with_params = idle_api.get(
+        "/jobs", params={"tags": "listing", "exclude_params": "false"}
+    ).json()
     assert all("params" in j for j in with_params["jobs"])
     out_of_range = idle_api.get("/jobs", params={"tags": "listing", "limit": 5000}).json()
     assert out_of_range["limit"] == 200 and out_of_range["count"] == 5
-    assert_envelope(idle_api.get("/jobs", params={"created_after": "yesterday"}), 400, "1002", "created_after")
+    assert_envelope(
+        idle_api.get("/jobs", params={"created_after": "yesterday"}), 400, "1002", "created_after"
+    )
     assert_envelope(idle_api.get("/jobs", params={"pending": "maybe"}), 400, "1002", "pending")
     assert_envelope(idle_api.get("/jobs", params={"sort": "UP"}), 400, "1002", "sort")
 

@@ -24,8 +24,14 @@ def repo(tmp_path: Path) -> Repository:
 
 def new(repo: Repository, job_id: str, instance: str = A, **kw: object) -> None:
     repo.create_job(
-        NewJob(id=job_id, instance=instance, program_id=str(kw.pop("program", "sampler")),
-               backend=str(kw.pop("backend", "ibm_brisbane")), params="{}", **kw)  # type: ignore[arg-type]
+        NewJob(
+            id=job_id,
+            instance=instance,
+            program_id=str(kw.pop("program", "sampler")),
+            backend=str(kw.pop("backend", "ibm_brisbane")),
+            params="{}",
+            **kw,
+        )  # type: ignore[arg-type]
     )
 
 

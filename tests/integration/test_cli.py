@@ -1,0 +1,121 @@
+"""The CLI contract: `env` exports, `--version`, `serve` start-up, shutdown and API keys."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from qiskit_ibm_runtime.accounts import InvalidAccountError
+
+from tests.conftest import CRN_A, CRN_B, INSTANCES
+from tests.integration.test_client_lifecycle import service_for
+from tests.support import ROOT, EmulatorServer, emulator_env
+
+EXPORTS = {
+    "QISKIT_IBM_TOKEN",
+    "QISKIT_IBM_URL",
+    "QISKIT_IBM_INSTANCE",
+    "QISKIT_IBM_CHANNEL",
+    "IAM_URL",
+    "GLOBAL_SEARCH_URL",
+    "GLOBAL_CATALOG_URL",
+}
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+    )
+
+
+def test_version() -> None:
+    from emulator import __version__
+
+    out = run_cli("--version")
+    assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_env_without_a_server_points_everything_at_loopback() -> None:
+    values = emulator_env("http://127.0.0.1:1")  # nothing listens there
+    assert set(values) == EXPORTS
+    assert values["QISKIT_IBM_URL"] == "http://127.0.0.1:1/experimental/api/v1"
+    assert values["IAM_URL"] == "http://127.0.0.1:1/iam"
+    for name in ("QISKIT_IBM_URL", "IAM_URL", "GLOBAL_SEARCH_URL", "GLOBAL_CATALOG_URL"):
+        assert values[name].startswith("http://127.0.0.1:1/")
+    assert values["QISKIT_IBM_INSTANCE"].startswith("crn:v1:")
+
+
+def test_env_defaults_to_the_port_setting_and_reads_settings() -> None:
+    out = run_cli("env", EMULATOR_PORT="8123", EMULATOR_API_KEYS="k1,k2")
+    assert "export IAM_URL=http://127.0.0.1:8123/iam" in out.stdout
+    assert "export QISKIT_IBM_TOKEN=k1" in out.stdout
+
+
+def test_env_warns_about_a_non_loopback_url() -> None:
+    out = run_cli("env", "--url", "http://192.0.2.10:8000")
+    assert out.returncode == 0 and "not a loopback" in out.stderr
+    assert "export IAM_URL=http://192.0.2.10:8000/iam" in out.stdout
+
+
+def test_env_takes_the_default_instance_of_the_running_server(server: EmulatorServer) -> None:
+    assert emulator_env(server.url)["QISKIT_IBM_INSTANCE"] == CRN_A
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "ibmq-emulator"
+    out = subprocess.run(
+        [str(script), "env", "--url", "http://127.0.0.1:1"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "IAM_URL" in out.stdout
+
+
+def test_serve_refuses_bad_settings(tmp_path: Path) -> None:
+    out = run_cli("serve", "--workers", "-1", "--data-dir", str(tmp_path))
+    assert out.returncode != 0 and "workers" in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_shuts_down_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    server = EmulatorServer(tmp_path, workers=1).start()
+    assert "an emulator, not IBM Quantum" in server.log()
+    assert server.stop(sig) == 0
+    assert "Traceback" not in server.log()
+
+
+def test_configured_api_keys_scope_instances(tmp_path: Path, client_env: dict[str, str]) -> None:
+    server = EmulatorServer(
+        tmp_path, "--instances", INSTANCES, "--api-keys", "good-key,team-b-key=team-b", workers=0
+    ).start()
+    try:
+        iam = server.url + "/iam/identity/token"
+        grant = "urn:ibm:params:oauth:grant-type:apikey"
+        unknown = httpx.post(iam, data={"grant_type": grant, "apikey": "bad-key"})
+        assert unknown.status_code == 400 and unknown.json()["errorCode"] == "BXNIM0415E"
+        warned = run_cli("env", "--url", server.url)
+        assert "--api-key" in warned.stderr  # the server's keys are never revealed
+        with service_for(server, "--api-key", "good-key") as service:
+            assert {i["crn"] for i in service.instances()} == {CRN_A, CRN_B}
+        token = httpx.post(iam, data={"grant_type": grant, "apikey": "team-b-key"}).json()
+        headers = {"Authorization": "Bearer " + token["access_token"]}
+        found = httpx.post(
+            server.url + "/globalsearch/v3/resources/search", json={}, headers=headers
+        )
+        assert [i["crn"] for i in found.json()["items"]] == [CRN_B]
+        denied = httpx.get(
+            server.url + "/api/v1/backends", headers={**headers, "Service-CRN": CRN_A}
+        )
+        assert denied.status_code == 403
+        with pytest.raises(InvalidAccountError, match="Unable to retrieve instances"):
+            with service_for(server, "--api-key", "bad-key"):
+                pass
+    finally:
+        server.stop()

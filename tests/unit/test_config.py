@@ -1,0 +1,70 @@
+"""Settings: flags over `EMULATOR_*` variables over defaults, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.config import DEFAULT_INSTANCE_CRN, Settings, SettingsError, env_name, setting_names
+
+
+def test_defaults() -> None:
+    s = Settings.from_sources({}, {})
+    assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 8000, Path(".emulator"))
+    assert s.default_instance.crn == DEFAULT_INSTANCE_CRN
+    assert s.effective_database_url.startswith("sqlite:///") and s.effective_database_url.endswith(
+        "emulator.db"
+    )
+
+
+def test_flags_win_over_environment() -> None:
+    environ = {
+        "EMULATOR_PORT": "9000",
+        "EMULATOR_WORKERS": "3",
+        "EMULATOR_BACKENDS": "ibm_kyiv, x=fez",
+    }
+    s = Settings.from_sources({"port": 9100, "workers": None}, environ)
+    assert s.port == 9100 and s.workers == 3 and s.backends == ("ibm_kyiv", "x=fez")
+
+
+def test_every_setting_has_one_environment_variable() -> None:
+    assert env_name("data_dir") == "EMULATOR_DATA_DIR"
+    for name in setting_names():
+        value = (
+            "1"
+            if name
+            in (
+                "port",
+                "workers",
+                "token_ttl",
+                "default_shots",
+                "job_max_attempts",
+                "status_hold_ms",
+            )
+            else None
+        )
+        if value is None:
+            continue
+        assert getattr(Settings.from_sources({}, {env_name(name): value}), name) == 1
+
+
+def test_instances_parse_names_and_regions() -> None:
+    crn = "crn:v1:bluemix:public:quantum-computing:eu-de:a/x:1234abcd-0000-0000-0000-000000000000::"
+    s = Settings.from_sources({"instances": f"alpha={crn}"}, {})
+    assert s.default_instance.name == "alpha" and s.default_instance.region == "eu-de"
+
+
+@pytest.mark.parametrize(
+    ("cli", "field"),
+    [
+        ({"port": 0}, "port"),
+        ({"workers": -1}, "workers"),
+        ({"port": "eighty"}, "port"),
+        ({"instances": "not-a-crn"}, "instance"),
+        ({"backends": ""}, "backends"),
+    ],
+)
+def test_bad_values_name_the_setting(cli: dict[str, object], field: str) -> None:
+    with pytest.raises(SettingsError, match=field):
+        Settings.from_sources(cli, {})
