@@ -52,8 +52,10 @@ def measure(url: str, sequential: int, burst: int, shots: int) -> None:
         sampler.run([circuit], shots=shots).result()
         latencies.append(time.perf_counter() - start)
     median = statistics.median(latencies)
-    print(f"sequential: {sequential} jobs, median latency {median * 1000:.0f} ms "
-          f"(min {min(latencies) * 1000:.0f}, max {max(latencies) * 1000:.0f})")
+    print(
+        f"sequential: {sequential} jobs, median latency {median * 1000:.0f} ms "
+        f"(min {min(latencies) * 1000:.0f}, max {max(latencies) * 1000:.0f})"
+    )
 
     start = time.perf_counter()
     jobs = [sampler.run([circuit], shots=shots) for _ in range(burst)]
@@ -61,11 +63,15 @@ def measure(url: str, sequential: int, burst: int, shots: int) -> None:
     for job in jobs:
         job.result()
     wall = time.perf_counter() - start
-    print(f"burst: {burst} jobs submitted in {submitted:.2f} s, all results in {wall:.2f} s "
-          f"({burst / wall:.1f} jobs/s)")
+    print(
+        f"burst: {burst} jobs submitted in {submitted:.2f} s, all results in {wall:.2f} s "
+        f"({burst / wall:.1f} jobs/s)"
+    )
 
     local = SamplerV2(mode=FakeBrisbane())
-    local_circuit = generate_preset_pass_manager(backend=FakeBrisbane(), optimization_level=1).run(bell())
+    local_circuit = generate_preset_pass_manager(backend=FakeBrisbane(), optimization_level=1).run(
+        bell()
+    )
     local.run([local_circuit], shots=shots).result()
     local_times = []
     for _ in range(3):
@@ -73,8 +79,10 @@ def measure(url: str, sequential: int, burst: int, shots: int) -> None:
         local.run([local_circuit], shots=shots).result()
         local_times.append(time.perf_counter() - start)
     local_median = statistics.median(local_times)
-    print(f"in-process local mode (FakeBrisbane): median {local_median * 1000:.0f} ms; "
-          f"emulator/in-process ratio {median / local_median:.2f}")
+    print(
+        f"in-process local mode (FakeBrisbane): median {local_median * 1000:.0f} ms; "
+        f"emulator/in-process ratio {median / local_median:.2f}"
+    )
 
 
 def main() -> None:

@@ -70,6 +70,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--log-level", help=f"server log level (env {env_name('log_level')})")
     p.add_argument(
+        "--max-request-mb",
+        type=int,
+        help=f"largest accepted request body (default 100; env {env_name('max_request_mb')})",
+    )
+    p.add_argument(
         "--status-hold-ms",
         type=int,
         help="how long a status poll of an unfinished job waits for it to finish; 0 disables "

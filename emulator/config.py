@@ -76,6 +76,7 @@ class Settings:
     default_shots: int = 4096
     job_max_attempts: int = 2  # runs of a job interrupted by a server crash before it fails
     log_level: str = "info"
+    max_request_mb: int = 100  # larger request bodies are refused with 413
     status_hold_ms: int = 250  # a status poll of an unfinished job waits this long for it to end
 
     def __post_init__(self) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from qiskit import QuantumCircuit
+from qiskit.transpiler import Target
 
 
 def long_running_circuit(width: int = 18, layers: int = 3) -> QuantumCircuit:
@@ -19,3 +22,25 @@ def long_running_circuit(width: int = 18, layers: int = 3) -> QuantumCircuit:
             qc.cx(q, q + 1)
     qc.measure_all()
     return qc
+
+
+def memory_failure_circuit(target: Target, width: int = 40) -> QuantumCircuit:
+    """An ISA circuit that passes validation but that Aer refuses at once: 'Insufficient memory'.
+
+    `sx` then `rz(pi/4)` on `width` qubits, each measured: nothing entangles, but the state
+    (and the device noise) is non-Clifford, so Aer needs a 2**width statevector (16 TiB for
+    40 qubits) and fails before simulating. Uses only gates the backend supports on every
+    operational qubit, at full device width, as the client sends it.
+    """
+    qubits = [
+        q
+        for q in range(target.num_qubits)
+        if (q,) in target["sx"] and (q,) in target["rz"] and (q,) in target["measure"]
+    ][:width]
+    circuit = QuantumCircuit(target.num_qubits, len(qubits))
+    for q in qubits:
+        circuit.sx(q)
+        circuit.rz(math.pi / 4, q)
+    for index, q in enumerate(qubits):
+        circuit.measure(q, index)
+    return circuit

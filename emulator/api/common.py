@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.jobs.errors import InvalidRequest
+from emulator.jobs.errors import InvalidRequest, RequestTooLarge
 
 log = logging.getLogger("emulator.api")
 
@@ -52,9 +52,19 @@ class ErrorBoundary:
             await response(scope, receive, send)
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON; a clear 400 naming `body` otherwise."""
-    raw = await request.body()
+async def read_json(request: Request, limit_bytes: int) -> Any:
+    """The request body as JSON; 413 over `limit_bytes`, a 400 naming `body` if not JSON."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit_bytes:
+        raise RequestTooLarge(f"Request body of {declared} bytes is over the {limit_bytes} limit.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise RequestTooLarge(f"Request body is over the {limit_bytes} bytes limit.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequest("body", "a JSON body is required")
     try:

@@ -330,5 +330,3 @@ def _deadline(job: JobSnapshot) -> float | None:
     started = job.running_at or utcnow()
     remaining = job.cost - (utcnow() - started).total_seconds()
     return time.monotonic() + max(0.0, remaining)
-
-

@@ -8,6 +8,7 @@ notice a flag.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -71,6 +72,8 @@ def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
     # One process per core: Aer's own threading would oversubscribe.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warnings.simplefilter("ignore")
+    # Aer logs every failed simulation itself; the failure is recorded on the job instead.
+    logging.getLogger("qiskit_aer").setLevel(logging.CRITICAL)
 
     from emulator import programs
     from emulator.store.snapshots import load_snapshot

@@ -41,6 +41,14 @@ class InvalidRequest(EmulatorError):
         self.field = field
 
 
+class RequestTooLarge(EmulatorError):
+    """A request body over the configured limit."""
+
+
+class BackendDataNotFound(EmulatorError):
+    """The backend exists but has no data for what was asked (e.g. properties before a date)."""
+
+
 class JobNotFound(EmulatorError):
     """No job of that id in the caller's instance (or it was deleted)."""
 

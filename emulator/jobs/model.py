@@ -40,6 +40,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """Any aware time as the store's naive UTC; naive times are taken as UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def isoformat(moment: datetime | None) -> str | None:
     """IBM's timestamp form: ISO 8601 with microseconds and a `Z`."""
     if moment is None:

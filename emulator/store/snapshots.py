@@ -10,11 +10,15 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import qiskit_ibm_runtime.fake_provider as _fake_provider
+from dateutil.parser import isoparse
+
+from emulator.jobs.model import naive_utc
 
 
 class UnknownSnapshot(ValueError):
@@ -65,6 +69,14 @@ class BackendSnapshot:
     @property
     def processor_type(self) -> dict[str, Any]:
         return dict(self.configuration.get("processor_type") or {})
+
+    @property
+    def last_update(self) -> datetime | None:
+        """The calibration time of the properties, naive UTC like the store's timestamps."""
+        raw = self.properties.get("last_update_date")
+        if not raw:
+            return None
+        return naive_utc(isoparse(str(raw)))
 
     @property
     def backend_version(self) -> str:

@@ -157,11 +157,13 @@ def test_cancel_finished_job_raises_invalid_state(brisbane) -> None:  # noqa: AN
 
 
 def test_failing_job_raises_failure_error_with_reason(brisbane) -> None:  # noqa: ANN001
-    from tests.circuits import aer_failing_circuit
+    from tests.circuits import memory_failure_circuit
 
-    job = SamplerV2(mode=brisbane).run([isa(brisbane, aer_failing_circuit())], shots=10)
+    job = SamplerV2(mode=brisbane).run([memory_failure_circuit(brisbane.target)], shots=10)
     with pytest.raises(RuntimeJobFailureError) as failure:
         job.result()
     assert job.status() == "ERROR"
-    assert "memory" in str(failure.value).lower() or "qubit" in str(failure.value).lower()
-    assert job.error_message()
+    assert "Error code 1517" in str(failure.value)
+    assert "Insufficient memory" in str(failure.value)
+    assert "Insufficient memory" in job.error_message()
+    assert "failed" in job.logs().lower()

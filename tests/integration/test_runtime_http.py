@@ -150,7 +150,7 @@ def test_backend_documents(api: httpx.Client) -> None:
     assert conf["backend_name"] == "ibm_fez" and conf["n_qubits"] == 156 and conf["online_date"]
     assert conf["simulator"] is False
     props = api.get(
-        "/backends/ibm_fez/properties", params={"updated_before": "2025-01-01T00:00:00Z"}
+        "/backends/ibm_fez/properties", params={"updated_before": "2025-06-01T00:00:00Z"}
     )
     assert props.status_code == 200 and props.json()["qubits"]
     status = api.get("/backends/ibm_fez/status").json()
@@ -392,3 +392,25 @@ def test_results_base64_payload_is_not_a_crash(api: httpx.Client) -> None:
     body["params"]["pubs"] = [[{"__type__": "QuantumCircuit", "__value__": junk}]]
     response = api.post("/jobs", json=body)
     assert response.status_code == 400 and "params.pubs[0]" in response.text
+
+
+def test_properties_honour_updated_before(api: httpx.Client) -> None:
+    props = "/backends/ibm_fez/properties"
+    later = api.get(props, params={"updated_before": "2026-01-01T00:00:00Z"})
+    assert later.status_code == 200 and later.json()["backend_name"] == "ibm_fez"
+    earlier = api.get(props, params={"updated_before": "2020-01-01T00:00:00Z"})
+    assert_envelope(earlier, 404, "1009", "ibm_fez")
+    bad = api.get(props, params={"updated_before": "last week"})
+    assert_envelope(bad, 400, "1002", "updated_before")
+
+
+def test_oversized_body_is_413_and_the_server_carries_on(tmp_path: Path) -> None:
+    server = EmulatorServer(tmp_path, "--max-request-mb", "1", workers=0).start()
+    try:
+        with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(server.url)) as client:
+            padding = "x" * (2 * 1024 * 1024)
+            big = client.post("/jobs", json={**sampler_body(), "padding": padding})
+            assert_envelope(big, 413, "1413")
+            assert client.post("/jobs", json=sampler_body()).status_code == 200
+    finally:
+        server.stop()

@@ -24,6 +24,8 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.TooManyTags, 400, "1204"),
     (e.InvalidRequest, 400, "1002"),
     (e.JobNotFound, 404, "1291"),
+    (e.RequestTooLarge, 413, "1413"),
+    (e.BackendDataNotFound, 404, "1009"),
     (e.JobNotCancellable, 409, "1306"),
     (e.JobNotTerminal, 409, "1337"),
 ]
@@ -35,6 +37,8 @@ SOLUTIONS = {
     "1300": "Use one of the programs the emulator runs: sampler, estimator, executor.",
     "1204": "Remove some tags and try again.",
     "1002": "Correct the field named in the message and resubmit.",
+    "1413": "Send a smaller request (see --max-request-mb).",
+    "1009": "Ask for a date after the backend's last calibration.",
     "1291": "Verify the job ID is correct, and that you have the correct access permissions.",
     "1306": "Only queued or running jobs can be cancelled.",
     "1337": "Postpone job deletion until the job is in a terminal state.",

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from emulator.api.common import ErrorBoundary, read_json
 from emulator.api.runtime import errors, schemas, views
 from emulator.config import Instance
-from emulator.jobs.errors import InvalidRequest
+from emulator.jobs.errors import BackendDataNotFound, InvalidRequest
 from emulator.jobs.model import utcnow
 from emulator.jobs.service import render_logs
 from emulator.runtime_state import EmulatorState
@@ -66,8 +66,17 @@ async def backend_configuration(request: Request) -> Response:
 
 
 async def backend_properties(request: Request) -> Response:
-    # Any `updated_before` is answered with the one snapshot the emulator has.
     backend = _state(request).backends.get(request.path_params["name"])
+    updated_before = request.query_params.get("updated_before")
+    if updated_before:
+        # The emulator has one calibration per backend: served for any later date.
+        asked = schemas.parse_datetime(updated_before, "updated_before")
+        calibrated = backend.snapshot.last_update
+        if calibrated is not None and asked < calibrated:
+            raise BackendDataNotFound(
+                f"No properties of {backend.name} before {updated_before}: its calibration "
+                f"is from {backend.snapshot.properties['last_update_date']}."
+            )
     return JSONResponse(backend.snapshot.properties)
 
 
@@ -97,8 +106,12 @@ async def versions(request: Request) -> Response:
 # -- jobs ------------------------------------------------------------------------------------
 
 
+def _body_limit(request: Request) -> int:
+    return _state(request).settings.max_request_mb * 1024 * 1024
+
+
 async def create_job(request: Request) -> Response:
-    body = await read_json(request)
+    body = await read_json(request, _body_limit(request))
     job_request = schemas.parse_job_request(body, request.headers.get("x-qx-client-application"))
     job = await run_in_threadpool(_state(request).jobs.create_job, _instance(request), job_request)
     answer: dict[str, Any] = {"id": job.id, "backend": job.backend}
@@ -184,7 +197,7 @@ async def job_metrics(request: Request) -> Response:
 
 
 async def replace_job_tags(request: Request) -> Response:
-    body = await read_json(request)
+    body = await read_json(request, _body_limit(request))
     if not isinstance(body, dict) or "tags" not in body:
         raise InvalidRequest("tags", 'is required: {"tags": [...]}')
     tags = schemas.parse_tags(body["tags"])

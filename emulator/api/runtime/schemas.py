@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dateutil import parser as dateparser
 
 from emulator.jobs.errors import InvalidRequest, TooManyTags
-from emulator.jobs.model import JobFilter, JobRequest
+from emulator.jobs.model import JobFilter, JobRequest, naive_utc
 
 MAX_TAGS = 8
 MAX_TAG_LENGTH = 86
@@ -92,14 +92,11 @@ def _bool(value: str, field: str) -> bool:
     raise InvalidRequest(field, "must be true or false")
 
 
-def _datetime(value: str, field: str) -> datetime:
+def parse_datetime(value: str, field: str) -> datetime:
     try:
-        moment = dateparser.isoparse(value)
+        return naive_utc(dateparser.isoparse(value))
     except (ValueError, OverflowError):
         raise InvalidRequest(field, "must be an ISO 8601 date-time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 def _int_or_default(value: str | None, default: int, low: int, high: int | None) -> int:
@@ -128,8 +125,8 @@ def parse_job_filter(query: Mapping[str, str], tags: list[str]) -> tuple[JobFilt
         program_id=query.get("program") or None,
         backend=query.get("backend") or None,
         session_id=query.get("session_id") or None,
-        created_after=_datetime(created_after, "created_after") if created_after else None,
-        created_before=_datetime(created_before, "created_before") if created_before else None,
+        created_after=parse_datetime(created_after, "created_after") if created_after else None,
+        created_before=parse_datetime(created_before, "created_before") if created_before else None,
         tags=tuple(t for t in tags if t),
         descending=sort == "DESC",
     )

@@ -1,0 +1,237 @@
+"""The `estimator` program: EstimatorV2 pubs run on qiskit-aer with the snapshot's noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qiskit.primitives.containers import PrimitiveResult, PubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.observables_array import ObservablesArray
+from qiskit.quantum_info import SparseObservable
+
+from emulator.programs.common import (
+    DEFAULT_PRECISION,
+    RunOutput,
+    SimulatorSettings,
+    Stopwatch,
+    coerce_bindings,
+    count,
+    decode_circuit,
+    decode_markers,
+    describe_error,
+    encode,
+    ignored_keys,
+    new_seed,
+    optional_mapping,
+    optional_seed,
+    parse_params_json,
+    positive_real,
+    require_mapping,
+    sanitize,
+    simulator_settings,
+)
+from emulator.programs.errors import InvalidParams
+from emulator.programs.sampler import check_version, pubs_list
+
+if TYPE_CHECKING:
+    from qiskit.circuit import QuantumCircuit
+
+    from emulator.store.snapshots import BackendSnapshot
+
+_USED_OPTIONS = {"default_precision", "seed_estimator", "simulator", "resilience_level"}
+_PAULI_TERMS = frozenset(
+    int(t)
+    for t in (SparseObservable.BitTerm.X, SparseObservable.BitTerm.Y, SparseObservable.BitTerm.Z)
+)
+
+
+@dataclass(frozen=True)
+class EstimatorJob:
+    """Validated estimator input, ready to simulate."""
+
+    pubs: list[EstimatorPub]
+    seed: int | None
+    seed_source: str
+    simulator: SimulatorSettings
+    resilience_level: int | None
+    ignored_options: list[str]
+
+
+def _resilience_level(value: Any, path: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2:
+        raise InvalidParams(path, f"must be 0, 1 or 2, got {value!r}")
+    return value
+
+
+def prepare_estimator(params: Any, snapshot: BackendSnapshot) -> EstimatorJob:
+    """Decode and check estimator params; raises InvalidParams naming the field."""
+    params = require_mapping(params, "params")
+    check_version(params)
+    options = optional_mapping(
+        decode_markers(params.get("options"), "params.options"), "params.options"
+    )
+    settings = simulator_settings(options, "params.options")
+
+    # Precedence: pub precision > params.precision (IBM schema) > options.default_precision.
+    default_precision = DEFAULT_PRECISION
+    if options.get("default_precision") is not None:
+        default_precision = positive_real(
+            options["default_precision"], "params.options.default_precision"
+        )
+    if params.get("precision") is not None:
+        default_precision = positive_real(params["precision"], "params.precision")
+
+    seed = optional_seed(options.get("seed_estimator"), "params.options.seed_estimator")
+    seed_source = "options.seed_estimator"
+    if seed is None and settings.seed is not None:
+        seed, seed_source = settings.seed, "options.simulator.seed_simulator"
+
+    level = _resilience_level(params.get("resilience_level"), "params.resilience_level")
+    option_level = _resilience_level(
+        options.get("resilience_level"), "params.options.resilience_level"
+    )
+
+    pubs = [
+        coerce_estimator_pub(
+            decode_markers(raw, f"params.pubs[{i}]"),
+            f"params.pubs[{i}]",
+            default_precision,
+            snapshot,
+        )
+        for i, raw in enumerate(pubs_list(params))
+    ]
+    return EstimatorJob(
+        pubs=pubs,
+        seed=seed,
+        seed_source=seed_source,
+        simulator=settings,
+        resilience_level=level if level is not None else option_level,
+        ignored_options=ignored_keys(options, _USED_OPTIONS),
+    )
+
+
+def coerce_estimator_pub(
+    pub: Any, path: str, default_precision: float, snapshot: BackendSnapshot
+) -> EstimatorPub:
+    """[circuit, observables], [.., parameter_values] or [.., parameter_values, precision]."""
+    if not isinstance(pub, list) or not 2 <= len(pub) <= 4:
+        raise InvalidParams(
+            path, "an estimator pub is [circuit, observables, parameter_values, precision]"
+        )
+    circuit = decode_circuit(pub[0], f"{path}[0]", snapshot)
+    observables = coerce_observables(pub[1], circuit, f"{path}[1]")
+    bindings = coerce_bindings(circuit, pub[2] if len(pub) > 2 else None, f"{path}[2]")
+    precision = default_precision
+    if len(pub) > 3 and pub[3] is not None:
+        precision = positive_real(pub[3], f"{path}[3]")
+    try:
+        return EstimatorPub(
+            circuit=circuit,
+            observables=observables,
+            parameter_values=bindings,
+            precision=precision,
+            validate=True,
+        )
+    except (
+        Exception
+    ) as exc:  # qiskit raises ValueError/TypeError (e.g. shapes that don't broadcast)
+        raise InvalidParams(path, describe_error(exc)) from exc
+
+
+def coerce_observables(value: Any, circuit: QuantumCircuit, path: str) -> ObservablesArray:
+    """Hermitian Pauli observables exactly as wide as the circuit."""
+    if value is None:
+        raise InvalidParams(path, "observables are required")
+    try:
+        observables = ObservablesArray.coerce(value)
+        observables.validate()
+    except Exception as exc:  # qiskit raises ValueError/TypeError/QiskitError
+        raise InvalidParams(path, f"invalid observables: {describe_error(exc)}") from exc
+    if observables.size == 0:
+        raise InvalidParams(path, "at least one observable is required")
+    if observables.num_qubits != circuit.num_qubits:
+        raise InvalidParams(
+            path,
+            f"observables act on {observables.num_qubits} qubits but the circuit has "
+            f"{circuit.num_qubits}",
+        )
+    for observable in observables.sparse_observables_array().ravel():
+        if not _PAULI_TERMS.issuperset(int(t) for t in observable.bit_terms):
+            raise InvalidParams(path, "only Pauli observables (I, X, Y, Z) are supported")
+    return observables
+
+
+def observable_support(observables: ObservablesArray) -> set[int]:
+    """Qubits on which some observable acts non-trivially."""
+    support: set[int] = set()
+    for observable in observables.sparse_observables_array().ravel():
+        support.update(int(i) for i in np.asarray(observable.indices))
+    return support
+
+
+def shape_result(result: PrimitiveResult, pubs: list[EstimatorPub]) -> PrimitiveResult:
+    """IBM-shaped result: evs/stds with {target_precision, circuit_metadata} per pub."""
+    pub_results = [
+        PubResult(
+            pub_result.data,
+            metadata={
+                "target_precision": float(pub.precision),
+                "circuit_metadata": sanitize(dict(pub.circuit.metadata or {})),
+            },
+        )
+        for pub_result, pub in zip(result, pubs, strict=True)
+    ]
+    return PrimitiveResult(pub_results, metadata={"version": 2})
+
+
+def run_estimator(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+    """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
+    from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+
+    from emulator.execution.noise import active_qubits, make_simulator
+    from emulator.programs.simulation import collected_warnings, select_noise, simulate
+
+    log: list[str] = []
+    with collected_warnings(log):
+        job = prepare_estimator(parse_params_json(params_json), snapshot)
+        seed, seed_source = job.seed, job.seed_source
+        if seed is None:
+            seed, seed_source = new_seed(), "random"
+        log.append(
+            f"estimator: {len(job.pubs)} pub(s) on {snapshot.name} (snapshot {snapshot.source})"
+        )
+        active: set[int] = set()
+        for index, pub in enumerate(job.pubs):
+            qubits = active_qubits(pub.circuit) | observable_support(pub.observables)
+            active |= qubits
+            log.append(
+                f"pub {index}: {pub.circuit.num_qubits}-qubit circuit, "
+                f"{count(len(qubits), 'qubit')} simulated, "
+                f"{count(pub.observables.size, 'observable')}, parameter shape "
+                f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
+            )
+        noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+        log.append(noise_text)
+        log.append(f"seed: {seed} ({seed_source})")
+        if job.resilience_level is not None:
+            log.append(
+                f"resilience_level {job.resilience_level} accepted; no mitigation is applied"
+            )
+        if job.ignored_options:
+            log.append(f"options without effect on the emulator: {', '.join(job.ignored_options)}")
+        if job.simulator.unused:
+            log.append(f"simulator options ignored: {', '.join(job.simulator.unused)}")
+
+        # Aer adds N(0, precision) to each expectation value from this seed, and stds = precision.
+        estimator = AerEstimatorV2.from_backend(
+            make_simulator(noise_model), options={"run_options": {"seed_simulator": seed}}
+        )
+        with Stopwatch() as watch:
+            result = simulate(lambda: estimator.run(job.pubs).result())
+        log.append(f"simulated in {watch.seconds:.3f} s")
+        body = encode(shape_result(result, job.pubs))
+    return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)

@@ -1,0 +1,191 @@
+"""The `sampler` program: SamplerV2 pubs run on qiskit-aer with the snapshot's noise."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qiskit.circuit import QuantumCircuit
+from qiskit.primitives.containers import PrimitiveResult, SamplerPubResult
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit_ibm_runtime.execution_span import ExecutionSpans, SliceSpan
+
+from emulator.programs.common import (
+    DEFAULT_SHOTS,
+    RunOutput,
+    SimulatorSettings,
+    Stopwatch,
+    check_executions,
+    coerce_bindings,
+    count,
+    decode_circuit,
+    decode_markers,
+    describe_error,
+    encode,
+    ignored_keys,
+    new_seed,
+    optional_mapping,
+    parse_params_json,
+    positive_int,
+    require_mapping,
+    sanitize,
+    simulator_settings,
+)
+from emulator.programs.errors import InvalidParams
+
+if TYPE_CHECKING:
+    from emulator.store.snapshots import BackendSnapshot
+
+_USED_OPTIONS = {"default_shots", "simulator"}
+
+
+@dataclass(frozen=True)
+class SamplerJob:
+    """Validated sampler input, ready to simulate."""
+
+    pubs: list[SamplerPub]
+    simulator: SimulatorSettings
+    ignored_options: list[str]
+
+
+def check_version(params: dict[str, Any]) -> None:
+    """Only the V2 primitives exist on IBM's side any more."""
+    version = params.get("version")
+    if version is not None and (isinstance(version, bool) or version != 2):
+        raise InvalidParams("params.version", f"only version 2 is supported, got {version!r}")
+
+
+def pubs_list(params: dict[str, Any]) -> list[Any]:
+    """The non-empty `params.pubs` array."""
+    pubs = params.get("pubs")
+    if not isinstance(pubs, list):
+        raise InvalidParams("params.pubs", "expected a non-empty array of pubs")
+    if not pubs:
+        raise InvalidParams("params.pubs", "at least one pub is required")
+    return pubs
+
+
+def prepare_sampler(params: Any, snapshot: BackendSnapshot) -> SamplerJob:
+    """Decode and check sampler params; raises InvalidParams naming the field."""
+    params = require_mapping(params, "params")
+    check_version(params)
+    options = optional_mapping(
+        decode_markers(params.get("options"), "params.options"), "params.options"
+    )
+    settings = simulator_settings(options, "params.options")
+
+    # Precedence: pub shots > params.shots (IBM schema) > options.default_shots > 4096.
+    default_shots = DEFAULT_SHOTS
+    if options.get("default_shots") is not None:
+        default_shots = positive_int(options["default_shots"], "params.options.default_shots")
+    if params.get("shots") is not None:
+        default_shots = positive_int(params["shots"], "params.shots")
+
+    pubs = [
+        coerce_sampler_pub(
+            decode_markers(raw, f"params.pubs[{i}]"), f"params.pubs[{i}]", default_shots, snapshot
+        )
+        for i, raw in enumerate(pubs_list(params))
+    ]
+    check_executions(sum(pub.shots * pub.parameter_values.size for pub in pubs), "params.pubs")
+    return SamplerJob(
+        pubs=pubs, simulator=settings, ignored_options=ignored_keys(options, _USED_OPTIONS)
+    )
+
+
+def coerce_sampler_pub(
+    pub: Any, path: str, default_shots: int, snapshot: BackendSnapshot
+) -> SamplerPub:
+    """A bare circuit, [circuit], [circuit, values] or [circuit, values, shots]."""
+    if isinstance(pub, QuantumCircuit | str):
+        circuit = decode_circuit(pub, path, snapshot)
+        items: list[Any] = [circuit]
+    elif isinstance(pub, list):
+        if not 1 <= len(pub) <= 3:
+            raise InvalidParams(
+                path, f"a sampler pub is [circuit, parameter_values, shots]; got {len(pub)} items"
+            )
+        items = pub
+        circuit = decode_circuit(items[0], f"{path}[0]", snapshot)
+    else:
+        raise InvalidParams(path, "expected a circuit or [circuit, parameter_values, shots]")
+
+    bindings = coerce_bindings(circuit, items[1] if len(items) > 1 else None, f"{path}[1]")
+    shots = default_shots
+    if len(items) > 2 and items[2] is not None:
+        shots = positive_int(items[2], f"{path}[2]")
+    try:
+        return SamplerPub(circuit=circuit, parameter_values=bindings, shots=shots, validate=True)
+    except Exception as exc:  # qiskit raises ValueError/TypeError
+        raise InvalidParams(path, describe_error(exc)) from exc
+
+
+def shape_result(
+    result: PrimitiveResult, pubs: list[SamplerPub], spans: SliceSpan
+) -> PrimitiveResult:
+    """IBM-shaped result: pub metadata {shots, circuit_metadata}; execution spans on top."""
+    pub_results = [
+        SamplerPubResult(
+            pub_result.data,
+            metadata={
+                "shots": pub.shots,
+                "circuit_metadata": sanitize(dict(pub.circuit.metadata or {})),
+            },
+        )
+        for pub_result, pub in zip(result, pubs, strict=True)
+    ]
+    return PrimitiveResult(
+        pub_results,
+        metadata={"execution": {"execution_spans": ExecutionSpans([spans])}, "version": 2},
+    )
+
+
+def execution_span(pubs: list[SamplerPub], start: Any, stop: Any) -> SliceSpan:
+    """One span covering every shot of every pub (they all ran in one simulation)."""
+    slices = {}
+    for index, pub in enumerate(pubs):
+        shape = (*pub.shape, pub.shots)
+        slices[index] = (shape, slice(0, math.prod(shape)))
+    return SliceSpan(start, stop, slices)
+
+
+def run_sampler(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+    """Simulate stored sampler params; raises ProgramFailure for simulator refusals."""
+    from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
+
+    from emulator.execution.noise import active_qubits, make_simulator
+    from emulator.programs.simulation import collected_warnings, select_noise, simulate
+
+    log: list[str] = []
+    with collected_warnings(log):
+        job = prepare_sampler(parse_params_json(params_json), snapshot)
+        seed = job.simulator.seed if job.simulator.seed is not None else new_seed()
+        active: set[int] = set()
+        log.append(
+            f"sampler: {len(job.pubs)} pub(s) on {snapshot.name} (snapshot {snapshot.source})"
+        )
+        for index, pub in enumerate(job.pubs):
+            qubits = active_qubits(pub.circuit)
+            active |= qubits
+            log.append(
+                f"pub {index}: {pub.circuit.num_qubits}-qubit circuit, "
+                f"{count(len(qubits), 'qubit')} simulated, parameter shape {pub.shape}, "
+                f"{pub.shots} shots"
+            )
+        noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+        log.append(noise_text)
+        source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
+        log.append(f"seed_simulator: {seed} ({source})")
+        if job.ignored_options:
+            log.append(f"options without effect on the emulator: {', '.join(job.ignored_options)}")
+        if job.simulator.unused:
+            log.append(f"simulator options ignored: {', '.join(job.simulator.unused)}")
+
+        sampler = AerSamplerV2.from_backend(make_simulator(noise_model), seed=seed)
+        with Stopwatch() as watch:
+            result = simulate(lambda: sampler.run(job.pubs).result())
+        log.append(f"simulated in {watch.seconds:.3f} s")
+        shaped = shape_result(result, job.pubs, execution_span(job.pubs, watch.start, watch.stop))
+        body = encode(shaped)
+    return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)

@@ -1,0 +1,77 @@
+"""Worker-side helpers around qiskit-aer: noise selection, failure mapping, warning capture."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from qiskit.exceptions import QiskitError
+
+from emulator.execution.noise import noise_model_for
+from emulator.programs.common import describe_error, format_qubits
+from emulator.programs.errors import REASON_EXECUTION_FAILED, ProgramFailure
+
+if TYPE_CHECKING:
+    from qiskit_aer.noise import NoiseModel
+
+    from emulator.programs.common import SimulatorSettings
+    from emulator.store.snapshots import BackendSnapshot
+
+T = TypeVar("T")
+
+_MAX_REASON = 2000
+
+
+def select_noise(
+    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]
+) -> tuple[NoiseModel, str]:
+    """The user's `options.simulator.noise_model` if given, else the snapshot's, reduced."""
+    if settings.noise_model is not None:
+        return (
+            settings.noise_model,
+            "noise: user-supplied NoiseModel (options.simulator.noise_model)",
+        )
+    model = noise_model_for(snapshot, active)
+    return model, (
+        f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
+        f"{format_qubits(active)} the circuits use"
+    )
+
+
+def simulate(run: Callable[[], T]) -> T:
+    """Run a simulation, turning simulator refusals into a user-visible ProgramFailure."""
+    try:
+        return run()
+    except MemoryError as exc:
+        raise ProgramFailure(
+            f"The simulation ran out of memory: {describe_error(exc)}",
+            REASON_EXECUTION_FAILED,
+            "Use fewer qubits, shots or parameter sets.",
+        ) from exc
+    except QiskitError as exc:
+        # AerError (a QiskitError) carries Aer's own explanation, e.g. insufficient memory.
+        message = str(exc.message if hasattr(exc, "message") else exc).strip()
+        raise ProgramFailure(
+            message[:_MAX_REASON] or type(exc).__name__,
+            REASON_EXECUTION_FAILED,
+            "The circuits cannot be simulated as submitted; reduce the number of qubits that "
+            "interact or use fewer non-Clifford operations.",
+        ) from exc
+
+
+@contextmanager
+def collected_warnings(log: list[str]) -> Iterator[None]:
+    """Record library warnings as log lines instead of printing them (worker processes only)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen: set[str] = set()
+    for item in caught:
+        if issubclass(item.category, DeprecationWarning | PendingDeprecationWarning):
+            continue
+        text = f"warning: {item.category.__name__}: {item.message}"
+        if text not in seen:
+            seen.add(text)
+            log.append(text[:500])
