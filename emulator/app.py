@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.api.admin import routes as admin
 from emulator.api.cloud import routes as cloud
+from emulator.api.direct_access import routes as direct_access
 from emulator.api.runtime import routes as runtime
 from emulator.auth import AccessPolicy, load_secret
 from emulator.config import Settings
@@ -65,7 +66,13 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         if start_workers
         else None
     )
-    jobs = JobService(repo, backends, hooks=pool)
+    jobs = JobService(
+        repo,
+        backends,
+        hooks=pool,
+        lanes=settings.lane_limit,
+        reservations=settings.reservation_list,
+    )
     return EmulatorState(settings, access, backends, repo, jobs, pool, watch)
 
 
@@ -88,6 +95,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
     app = Starlette(
         routes=[
             Mount(RUNTIME_PREFIX, routes=runtime.routes, middleware=runtime.middleware),
+            Mount("/v1", routes=direct_access.routes, middleware=direct_access.middleware),
+            *direct_access.version_routes,
             Mount("/_emulator", routes=admin.routes),
             *cloud.routes,
         ],

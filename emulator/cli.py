@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from emulator import __version__
-from emulator.config import Settings, SettingsError, env_name, setting_names
+from emulator.config import Settings, SettingsError, env_name, setting_fields, setting_names
 
 DEFAULT_API_KEY = "emulator-api-key"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -26,60 +26,21 @@ log = logging.getLogger("emulator")
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the emulator (all APIs on one port)")
-    p.add_argument("--host", help=f"bind address (default 127.0.0.1; env {env_name('host')})")
-    p.add_argument("--port", type=int, help=f"port (default 8000; env {env_name('port')})")
-    p.add_argument(
-        "--data-dir",
-        help=f"where the SQLite store lives (default .emulator; env {env_name('data_dir')})",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="simulation processes; 0 keeps jobs Queued "
-        f"(default: CPU count; env {env_name('workers')})",
-    )
-    p.add_argument(
-        "--database-url",
-        help=f"SQLAlchemy URL instead of the SQLite file (env {env_name('database_url')})",
-    )
-    p.add_argument(
-        "--backends",
-        help=f"comma-separated served backends, name or name=snapshot (env {env_name('backends')})",
-    )
-    p.add_argument(
-        "--instances", help=f"comma-separated instances, name=CRN (env {env_name('instances')})"
-    )
-    p.add_argument(
-        "--api-keys",
-        help="comma-separated accepted API keys, `key` or `key=instance|instance` "
-        f"(env {env_name('api_keys')}); default: any key",
-    )
-    p.add_argument(
-        "--token-ttl", type=int, help=f"IAM token lifetime in seconds (env {env_name('token_ttl')})"
-    )
-    p.add_argument(
-        "--default-shots",
-        type=int,
-        help=f"shots when a job sets none (env {env_name('default_shots')})",
-    )
-    p.add_argument(
-        "--job-max-attempts",
-        type=int,
-        help="runs of a job interrupted by a crash before it fails "
-        f"(env {env_name('job_max_attempts')})",
-    )
-    p.add_argument("--log-level", help=f"server log level (env {env_name('log_level')})")
-    p.add_argument(
-        "--max-request-mb",
-        type=int,
-        help=f"largest accepted request body (default 100; env {env_name('max_request_mb')})",
-    )
-    p.add_argument(
-        "--status-hold-ms",
-        type=int,
-        help="how long a status poll of an unfinished job waits for it to finish; 0 disables "
-        f"(default 250; env {env_name('status_hold_ms')})",
-    )
+    # One flag per setting, generated so flags, variables and docs cannot drift apart.
+    for name, kind, help_text, default in setting_fields():
+        shown = "" if default in ((), "") else f"default {_show(default)}; "
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=int if kind == "int" else str,
+            help=f"{help_text} ({shown}env {env_name(name)})",
+        )
+
+
+def _show(default: Any) -> str:
+    if isinstance(default, tuple):
+        return ",".join(str(d) for d in default)
+    return str(default)
 
 
 def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,6 +53,17 @@ def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--api-key", help="API key to export (default: the first configured key)")
     p.add_argument(
         "--instance", help="instance CRN to export (default: the first configured instance)"
+    )
+    p.add_argument(
+        "--qrmi",
+        metavar="BACKEND",
+        action="append",
+        help="also print the {BACKEND}_QRMI_IBM_QS_* exports that point qrmi at the emulator "
+        "and its built-in object store (repeatable)",
+    )
+    p.add_argument("--bucket", default="qrmi", help="object-store bucket for --qrmi (default qrmi)")
+    p.add_argument(
+        "--job-timeout", type=int, default=300, help="qrmi's timeout_secs for --qrmi (default 300)"
     )
 
 
@@ -141,6 +113,27 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
         sys.exit(f"error: {exc}")
 
 
+def qrmi_lines(
+    backend: str, base_url: str, api_key: str, instance_crn: str, bucket: str, timeout: int
+) -> list[str]:
+    """qrmi's variables for one backend (reference DA §8.2): API, IAM and S3 all on the emulator."""
+    base = base_url.rstrip("/")
+    values = {
+        "QRMI_IBM_QS_ENDPOINT": base,
+        "QRMI_IBM_QS_IAM_ENDPOINT": f"{base}/iam",
+        "QRMI_IBM_QS_IAM_APIKEY": api_key,
+        "QRMI_IBM_QS_SERVICE_CRN": instance_crn,
+        "QRMI_JOB_TIMEOUT_SECONDS": str(timeout),
+        "QRMI_IBM_QS_S3_ENDPOINT": base,
+        "QRMI_IBM_QS_S3_BUCKET": bucket,
+        "QRMI_IBM_QS_S3_REGION": "us-east-1",
+        # The built-in store accepts any credentials; real S3 needs real ones here.
+        "QRMI_IBM_QS_AWS_ACCESS_KEY_ID": "emulator",
+        "QRMI_IBM_QS_AWS_SECRET_ACCESS_KEY": "emulator-secret",
+    }
+    return [f"export {backend}_{k}={shlex.quote(v)}" for k, v in values.items()]
+
+
 def _served_info(url: str) -> dict[str, Any]:
     """The running emulator's `/_emulator/info`, so `env` matches however it was started."""
     import httpx
@@ -173,7 +166,10 @@ def cmd_env(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     instance = args.instance or info.get("default_instance") or settings.default_instance.crn
-    print("\n".join(env_lines(url, api_key, instance)))
+    lines = env_lines(url, api_key, instance)
+    for backend in args.qrmi or []:
+        lines += qrmi_lines(backend, url, api_key, instance, args.bucket, args.job_timeout)
+    print("\n".join(lines))
     return 0
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from emulator.jobs.admission import LaneLimit, LaneRule, Reservation, parse_reservation
 
 DEFAULT_INSTANCE_CRN = (
     "crn:v1:bluemix:public:quantum-computing:us-east:a/emulator:"
@@ -60,24 +62,50 @@ def parse_instances(entries: list[str]) -> tuple[Instance, ...]:
     return tuple(out)
 
 
+def _setting(default: Any, help: str) -> Any:
+    """A settings field with its help text (shown by `serve --help`, documented in README)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. Field names are the CLI flag names (with dashes) and env names."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path(".emulator")
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    database_url: str = ""  # empty: SQLite file `emulator.db` in data_dir
-    backends: tuple[str, ...] = DEFAULT_BACKENDS
-    instances: tuple[str, ...] = (f"emulator-instance={DEFAULT_INSTANCE_CRN}",)
-    api_keys: tuple[str, ...] = ()  # empty: IAM accepts any API key
-    token_ttl: int = 3600  # seconds; IBM IAM tokens live one hour
-    default_shots: int = 4096
-    job_max_attempts: int = 2  # runs of a job interrupted by a server crash before it fails
-    log_level: str = "info"
-    max_request_mb: int = 100  # larger request bodies are refused with 413
-    status_hold_ms: int = 250  # a status poll of an unfinished job waits this long for it to end
+    host: str = _setting("127.0.0.1", "bind address")
+    port: int = _setting(8000, "port")
+    data_dir: Path = _setting(Path(".emulator"), "where the SQLite store and object store live")
+    workers: int = field(
+        default_factory=lambda: os.cpu_count() or 1,
+        metadata={"help": "simulation processes; 0 keeps jobs Queued", "default": "CPU count"},
+    )
+    database_url: str = _setting("", "SQLAlchemy URL instead of the SQLite file in the data dir")
+    backends: tuple[str, ...] = _setting(
+        DEFAULT_BACKENDS, "served backends, comma-separated: name or name=snapshot"
+    )
+    instances: tuple[str, ...] = _setting(
+        (f"emulator-instance={DEFAULT_INSTANCE_CRN}",),
+        "instances, comma-separated name=CRN; the first is the default",
+    )
+    api_keys: tuple[str, ...] = _setting(
+        (), "accepted API keys, comma-separated: key or key=instance|instance (default: any key)"
+    )
+    token_ttl: int = _setting(3600, "IAM token lifetime in seconds (IBM: one hour)")
+    job_max_attempts: int = _setting(2, "runs of a job interrupted by a crash before it fails")
+    log_level: str = _setting("info", "server log level")
+    lanes_per_backend: int = _setting(5, "Direct Access execution lanes per backend (429 beyond)")
+    lane_rule: str = _setting(
+        "all", "which Direct Access jobs hold a lane: all (until deleted, as IBM) or running"
+    )
+    reservations: tuple[str, ...] = _setting(
+        (),
+        "Direct Access reservations, comma-separated: "
+        "backend=NAME;start=ISO;end=ISO[;instance=NAME]",
+    )
+    request_read_timeout: int = _setting(30, "seconds to receive a request body before 408")
+    max_request_mb: int = _setting(100, "largest accepted request body in MiB (413 beyond)")
+    status_hold_ms: int = _setting(
+        250, "how long a status poll of an unfinished job waits for it to end; 0 disables"
+    )
 
     def __post_init__(self) -> None:
         # 0 workers is allowed: jobs are accepted and stay Queued (API-only use, tests).
@@ -88,10 +116,29 @@ class Settings:
         if not self.backends:
             raise SettingsError("backends: at least one backend is required")
         parse_instances(list(self.instances))
+        if self.lanes_per_backend < 1:
+            raise SettingsError("lanes_per_backend: must be >= 1")
+        if self.lane_rule not in ("all", "running"):
+            raise SettingsError("lane_rule: must be 'all' or 'running'")
+        if self.request_read_timeout < 1:
+            raise SettingsError("request_read_timeout: must be >= 1 second")
+        try:
+            _ = self.reservation_list
+        except ValueError as exc:
+            raise SettingsError(f"reservations: {exc}") from None
 
     @property
     def instance_list(self) -> tuple[Instance, ...]:
         return parse_instances(list(self.instances))
+
+    @property
+    def reservation_list(self) -> tuple[Reservation, ...]:
+        names = {i.name: i.crn for i in self.instance_list}
+        return tuple(parse_reservation(spec, names) for spec in self.reservations)
+
+    @property
+    def lane_limit(self) -> LaneLimit:
+        return LaneLimit(self.lanes_per_backend, LaneRule(self.lane_rule))
 
     @property
     def default_instance(self) -> Instance:
@@ -128,6 +175,15 @@ def env_name(field_name: str) -> str:
 
 def setting_names() -> list[str]:
     return [f.name for f in fields(Settings)]
+
+
+def setting_fields() -> list[tuple[str, str, str, Any]]:
+    """(name, type name, help, default) of every setting, for the CLI and the docs."""
+    out = []
+    for f in fields(Settings):
+        default = f.metadata.get("default", f.default if f.default is not MISSING else "")
+        out.append((f.name, str(f.type), str(f.metadata.get("help", "")), default))
+    return out
 
 
 def _coerce(name: str, raw: Any, annotation: Any) -> Any:

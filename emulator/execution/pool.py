@@ -9,6 +9,7 @@ process and never on the event loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import threading
@@ -18,10 +19,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from emulator.execution.runner import Completed, Failed, Ticket, child_main
+from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.ids import new_id
 from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.errors import BackendNotFound
-from emulator.jobs.model import JobSnapshot, JobState, utcnow
+from emulator.jobs.errors import BackendNotFound, JobNotFound
+from emulator.jobs.model import Api, JobSnapshot, JobState, utcnow
+from emulator.jobs.service import render_direct_access_logs
 from emulator.store.repository import Repository
 
 log = logging.getLogger("emulator.workers")
@@ -29,7 +32,8 @@ log = logging.getLogger("emulator.workers")
 HEARTBEAT_S = 2.0
 IDLE_POLL_S = 1.0  # picks up jobs queued by other processes or requeued by recovery
 REASON_CRASH = 1517
-REASON_RAN_TOO_LONG = 1305  # the client turns Cancelled + 1305 into RuntimeJobMaxTimeoutError
+REASON_RAN_TOO_LONG = 1305
+REASON_STORAGE = 1517  # the client turns Cancelled + 1305 into RuntimeJobMaxTimeoutError
 
 
 class WorkerPool:
@@ -141,13 +145,22 @@ class Slot(threading.Thread):
             while not stopping.is_set():
                 if not self._ensure_child():
                     continue
-                job = self.pool.repo.claim_next(self.worker_id)
+                try:
+                    job = self.pool.repo.claim_next(self.worker_id)
+                except Exception:  # noqa: BLE001 - e.g. the database briefly unavailable
+                    log.exception("worker slot %s could not claim a job", self.worker_id)
+                    self.pool.wait_for_work(IDLE_POLL_S)
+                    continue
                 if job is None:
                     self.pool.wait_for_work(IDLE_POLL_S)
                     continue
-                self._run(job)
-        except Exception:  # noqa: BLE001 - a slot must never die silently
-            log.exception("worker slot %s crashed", self.worker_id)
+                try:
+                    self._run(job)
+                except Exception as exc:  # noqa: BLE001 - one job's defect must not stop the slot
+                    log.exception(
+                        "worker slot %s failed while handling job %s", self.worker_id, job.id
+                    )
+                    self._abandon(job, exc)
         finally:
             self._shutdown_child()
 
@@ -185,31 +198,85 @@ class Slot(threading.Thread):
             backend = self.pool.backends.get(job.backend)
         except BackendNotFound:
             # Possible after a restart with a different backend list: fail it, keep serving.
-            self.pool.repo.transition(
-                job.id,
-                JobState.FAILED,
-                owner=self.worker_id,
-                message=f"Job failed: backend {job.backend} is no longer served",
-                reason=f"Backend {job.backend} is not served by this emulator any more.",
-                reason_code=1007,
-                reason_solution="Resubmit the job to a served backend.",
+            self._finish(
+                job,
+                Failed(
+                    reason=f"Backend {job.backend} is not served by this emulator any more.",
+                    reason_code=1007,
+                    solution="Resubmit the job to a served backend.",
+                    detail="",
+                ),
             )
             return
+        direct = job.api is Api.DIRECT_ACCESS
+        params = job.params or ""
+        if direct:
+            try:
+                params = fetch_text(_storage(job)["input"]["presigned_url"], "job input")
+            except StorageError as exc:
+                self._finish(job, _storage_failure(exc))
+                return
+            self.pool.repo.set_params(job.id, params)
         with self._lock:
             self._current = job.id
             self._kill_current = False
         deadline = _deadline(job)
+        ticket = Ticket(
+            job.id, job.program_id, params, backend.name, backend.snapshot.source, direct
+        )
         try:
-            self._conn.send(
-                Ticket(
-                    job.id, job.program_id, job.params or "", backend.name, backend.snapshot.source
-                )
-            )
+            self._conn.send(ticket)
             outcome = self._await_outcome(job, deadline)
         finally:
             with self._lock:
                 self._current = None
+        self._finish(job, outcome)
+
+    def _abandon(self, job: JobSnapshot, exc: Exception) -> None:
+        """Fail a job whose handling raised, so it is never left Running."""
+        try:
+            self.pool.repo.transition(
+                job.id,
+                JobState.FAILED,
+                held_by=self.worker_id,
+                message=f"Job failed: emulator error {type(exc).__name__}: {exc}",
+                reason=f"The emulator failed while handling this job: {type(exc).__name__}: {exc}",
+                reason_code=REASON_CRASH,
+                reason_solution="This is likely an emulator defect; see the server log.",
+            )
+        except Exception:  # noqa: BLE001 - the store itself failing: recovery will requeue it
+            log.exception("could not mark job %s failed", job.id)
+
+    def _finish(self, job: JobSnapshot, outcome: Completed | Failed | str) -> None:
+        if job.api is Api.DIRECT_ACCESS and outcome != "stopping":
+            outcome = self._deliver(job, outcome)
         self._record(job, outcome)
+
+    def _deliver(
+        self, job: JobSnapshot, outcome: Completed | Failed | str
+    ) -> Completed | Failed | str:
+        """PUT a Direct Access job's results (on success) and logs (always) to its storage.
+
+        A write that fails turns a completed job into a failed one, as on IBM's service.
+        """
+        storage = _storage(job)
+        if isinstance(outcome, Completed) and "results" in storage:
+            try:
+                put_text(storage["results"]["presigned_url"], outcome.result, "job results")
+            except StorageError as exc:
+                outcome = _storage_failure(exc)
+        if "logs" in storage:
+            try:
+                _, events = self.pool.repo.get_events(job.owner, job.id)
+            except JobNotFound:
+                return outcome  # deleted by its client meanwhile: nothing left to report to
+            text = render_direct_access_logs(events, _outcome_lines(outcome, job), job.log_level)
+            try:
+                put_text(storage["logs"]["presigned_url"], text, "job logs", "text/plain")
+            except StorageError as exc:
+                if isinstance(outcome, Completed):
+                    outcome = _storage_failure(exc)
+        return outcome
 
     def _await_outcome(self, job: JobSnapshot, deadline: float | None) -> Completed | Failed | str:
         """The child's answer, or why there is none: cancelled, timeout, crashed, stopping."""
@@ -256,21 +323,22 @@ class Slot(threading.Thread):
             repo.transition(
                 job.id,
                 JobState.FAILED,
-                owner=self.worker_id,
+                held_by=self.worker_id,
                 message=f"Job failed: {outcome.reason}\n{outcome.detail}",
                 reason=outcome.reason,
                 reason_code=outcome.reason_code,
                 reason_solution=outcome.solution,
             )
         elif outcome == "timeout":
+            limit = "timeout_secs" if job.api is Api.DIRECT_ACCESS else "max_execution_time"
             repo.transition(
                 job.id,
                 JobState.CANCELLED,
-                owner=self.worker_id,
-                message=f"Job cancelled: it ran longer than its max_execution_time of {job.cost} s",
-                reason="Ran too long",
+                held_by=self.worker_id,
+                message=f"Job cancelled: it ran longer than its {limit} of {job.time_limit} s",
+                reason=f"Job ran longer than its {limit} of {job.time_limit} s and was stopped",
                 reason_code=REASON_RAN_TOO_LONG,
-                reason_solution="Increase max_execution_time or reduce the work of the job.",
+                reason_solution=f"Increase {limit} or reduce the work of the job.",
             )
         elif outcome == "crashed":
             code = self._process.exitcode if self._process is not None else None
@@ -278,7 +346,7 @@ class Slot(threading.Thread):
             repo.transition(
                 job.id,
                 JobState.FAILED,
-                owner=self.worker_id,
+                held_by=self.worker_id,
                 message=f"Job failed: the simulation process exited (exit code {code})",
                 reason=f"The simulation process exited unexpectedly (exit code {code}); "
                 "the circuit may need more memory than the emulator has.",
@@ -290,7 +358,7 @@ class Slot(threading.Thread):
             repo.transition(
                 job.id,
                 JobState.QUEUED,
-                owner=self.worker_id,
+                held_by=self.worker_id,
                 message="Job requeued: the emulator is shutting down",
                 worker_id=None,
                 running_at=None,
@@ -324,9 +392,38 @@ class Slot(threading.Thread):
 
 
 def _deadline(job: JobSnapshot) -> float | None:
-    """Monotonic deadline from the job's `cost` (IBM's max_execution_time, in seconds)."""
-    if not job.cost or job.cost <= 0:
+    """Monotonic deadline from the job's time limit (max_execution_time / timeout_secs)."""
+    if not job.time_limit or job.time_limit <= 0:
         return None
     started = job.running_at or utcnow()
-    remaining = job.cost - (utcnow() - started).total_seconds()
+    remaining = job.time_limit - (utcnow() - started).total_seconds()
     return time.monotonic() + max(0.0, remaining)
+
+
+def _storage(job: JobSnapshot) -> dict[str, dict[str, str]]:
+    storage: dict[str, dict[str, str]] = json.loads(job.storage or "{}")
+    return storage
+
+
+def _storage_failure(exc: StorageError) -> Failed:
+    return Failed(
+        reason=f"Storage error: {exc}",
+        reason_code=REASON_STORAGE,
+        solution="Check that the job's presigned URLs are valid, unexpired and reachable "
+        "from the emulator.",
+        detail="",
+    )
+
+
+def _outcome_lines(outcome: Completed | Failed | str, job: JobSnapshot) -> list[tuple[str, str]]:
+    """(level, message) lines that end a Direct Access job's log."""
+    if isinstance(outcome, Completed):
+        return [("INFO", line) for line in outcome.log] + [("INFO", f"Finished {job.id}")]
+    if isinstance(outcome, Failed):
+        lines = [("ERROR", f"Job {job.id} failed: {outcome.reason}")]
+        return lines + ([("DEBUG", outcome.detail)] if outcome.detail else [])
+    if outcome == "timeout":
+        return [("ERROR", f"Job {job.id} exceeded its timeout_secs of {job.time_limit} s")]
+    if outcome == "cancelled":
+        return [("WARNING", f"Job {job.id} was cancelled")]
+    return [("ERROR", f"Job {job.id} ended: the simulation process {outcome}")]

@@ -29,6 +29,8 @@ class Ticket:
     params: str
     backend: str
     source: str
+    # Direct Access: answer in IBM's plain JSON when the input says `support_qiskit: false`.
+    honour_support_qiskit: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,17 @@ def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
         conn.send(run_ticket(ticket))
 
 
+def _wants_qiskit(params: str) -> bool:
+    """IBM's schema: `support_qiskit` true (the default) selects RuntimeEncoder output."""
+    import json
+
+    try:
+        decoded = json.loads(params)
+    except ValueError:
+        return True
+    return not (isinstance(decoded, dict) and decoded.get("support_qiskit") is False)
+
+
 def run_ticket(ticket: Ticket) -> Completed | Failed:
     """Run one job and describe its outcome; never raises."""
     from emulator import programs
@@ -103,7 +116,12 @@ def run_ticket(ticket: Ticket) -> Completed | Failed:
     try:
         snapshot = load_snapshot(ticket.backend, ticket.source)
         out = programs.run_program(ticket.program_id, ticket.params, snapshot)
-        return Completed(result=out.result, log=list(out.log), quantum_seconds=out.quantum_seconds)
+        result = out.result
+        if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):
+            from emulator.programs.plain import plain_results
+
+            result = plain_results(ticket.program_id, result)
+        return Completed(result=result, log=list(out.log), quantum_seconds=out.quantum_seconds)
     except programs.ProgramFailure as exc:
         return Failed(exc.reason, exc.reason_code, exc.solution, traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other error is reported on the job, not raised

@@ -89,3 +89,38 @@ class JobNotTerminal(JobStateConflict):
 
 class TooManyTags(InvalidRequest):
     """IBM allows at most 8 tags per job."""
+
+
+class MalformedBody(InvalidRequest):
+    """The body is not parseable at all (as opposed to parseable but invalid)."""
+
+
+class RequestTimeout(EmulatorError):
+    """The request body arrived too slowly."""
+
+
+class DuplicateJobId(EmulatorError):
+    """A Direct Access client reused a job id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job with duplicate id already exists. Job ID: {job_id}")
+
+
+class BackendReserved(EmulatorError):
+    """An active reservation of the backend excludes the caller."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(
+            "The requested backend is currently reserved and cannot run jobs outside of "
+            f"the reservation. Backend: {backend}"
+        )
+
+
+class LanesFull(EmulatorError):
+    """Every execution lane of the backend is taken."""
+
+    def __init__(self, backend: str, limit: int) -> None:
+        super().__init__(
+            f"The maximum number of execution lanes for backend {backend} has been reached "
+            f"({limit})."
+        )

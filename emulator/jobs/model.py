@@ -54,6 +54,21 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Api(StrEnum):
+    """The API surface a job was submitted through; each sees only its own jobs."""
+
+    RUNTIME = "runtime"
+    DIRECT_ACCESS = "direct_access"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a job belongs to: an instance, through one API. Every store call requires one."""
+
+    instance: str
+    api: Api = Api.RUNTIME
+
+
 @dataclass(frozen=True)
 class JobSnapshot:
     """A stored job as of one read. Never a live ORM object."""
@@ -81,6 +96,13 @@ class JobSnapshot:
     worker_id: str | None = None
     attempts: int = 0
     quantum_seconds: float | None = None
+    api: Api = Api.RUNTIME
+    storage: str | None = None  # JSON of the Direct Access storage locations
+    time_limit: int | None = None  # seconds of execution before the job is stopped
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.instance, self.api)
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,9 @@ class NewJob:
     runtime: str | None = None
     calibration_id: str | None = None
     caller: str | None = None
+    api: Api = Api.RUNTIME
+    storage: str | None = None
+    time_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,18 @@ class JobEvent:
     at: datetime
     level: str
     message: str
+
+
+@dataclass(frozen=True)
+class DirectAccessJobRequest:
+    """A validated Direct Access submission: the client chose the id and the storage."""
+
+    id: str
+    program_id: str
+    backend: str
+    storage: dict[str, dict[str, str]]
+    timeout_secs: int
+    log_level: str = "warning"
 
 
 @dataclass(frozen=True)

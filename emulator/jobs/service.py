@@ -8,23 +8,27 @@ from collections.abc import Callable
 from typing import Protocol
 
 from emulator import programs
-from emulator.config import Instance
 from emulator.ids import new_id
+from emulator.jobs.admission import LaneLimit, Reservation, active_reservation
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.errors import (
     BackendNotFound,
+    BackendReserved,
     InvalidRequest,
     ProgramNotFound,
     UnknownBackendInRequest,
 )
 from emulator.jobs.model import (
+    DirectAccessJobRequest,
     JobEvent,
     JobFilter,
     JobRequest,
     JobSnapshot,
     JobState,
     NewJob,
+    Owner,
     isoformat,
+    utcnow,
 )
 from emulator.store.repository import Repository
 
@@ -46,7 +50,7 @@ class _NoExecution:
 
 
 class JobService:
-    """Create, read, cancel, delete and annotate jobs of one instance at a time."""
+    """Create, read, cancel, delete and annotate the jobs of one owner at a time."""
 
     def __init__(
         self,
@@ -54,16 +58,21 @@ class JobService:
         backends: BackendRegistry,
         hooks: ExecutionHooks | None = None,
         id_factory: Callable[[], str] = new_id,
+        *,
+        lanes: LaneLimit | None = None,
+        reservations: tuple[Reservation, ...] = (),
     ) -> None:
         self.repo = repo
         self.backends = backends
+        self.lanes = lanes or LaneLimit(5)
+        self.reservations = reservations
         self.hooks: ExecutionHooks = hooks or _NoExecution()
         self._new_id = id_factory
         # QPY decoding in several request threads at once has crashed qiskit's native code
         # in a prototype; validation is cheap, so run it one at a time.
         self._validation_lock = threading.Lock()
 
-    def create_job(self, instance: Instance, request: JobRequest) -> JobSnapshot:
+    def create_job(self, owner: Owner, request: JobRequest) -> JobSnapshot:
         """Validate a submission fully, then store it Queued and wake a worker."""
         if request.program_id not in programs.PROGRAM_IDS:
             raise ProgramNotFound(f"Program not found: {request.program_id}")
@@ -79,7 +88,8 @@ class JobService:
         job = self.repo.create_job(
             NewJob(
                 id=self._new_id(),
-                instance=instance.crn,
+                instance=owner.instance,
+                api=owner.api,
                 program_id=request.program_id,
                 backend=backend.name,
                 params=json.dumps(request.params),
@@ -91,52 +101,90 @@ class JobService:
                 runtime=request.runtime,
                 calibration_id=request.calibration_id,
                 caller=request.caller,
+                time_limit=request.cost,
             )
         )
         self.hooks.job_submitted()
         return job
 
-    def get_job(self, instance: Instance, job_id: str, with_params: bool = False) -> JobSnapshot:
-        return self.repo.get_job(instance.crn, job_id, with_params=with_params)
+    def create_direct_access_job(
+        self, owner: Owner, request: DirectAccessJobRequest
+    ) -> JobSnapshot:
+        """Admit a Direct Access job: backend, then reservation, then id, then lanes.
 
-    def list_jobs(self, instance: Instance, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
-        return self.repo.list_jobs(instance.crn, flt)
+        The input is not read here: the worker fetches it from storage when the job runs.
+        """
+        backend = self.backends.get(request.backend)
+        if backend.mock:
+            raise BackendNotFound(f"Backend {request.backend} not found.")
+        if self.reserved_against(backend.name, owner.instance):
+            raise BackendReserved(backend.name)
+        job = self.repo.create_job(
+            NewJob(
+                id=request.id,
+                instance=owner.instance,
+                api=owner.api,
+                program_id=request.program_id,
+                backend=backend.name,
+                params="",
+                log_level=request.log_level,
+                storage=json.dumps(request.storage),
+                time_limit=request.timeout_secs,
+            ),
+            lanes=self.lanes,
+        )
+        self.hooks.job_submitted()
+        return job
 
-    def get_result(self, instance: Instance, job_id: str) -> tuple[JobSnapshot, str | None]:
+    def reservation_of(self, backend: str) -> Reservation | None:
+        """The reservation holding `backend` now, if any."""
+        return active_reservation(self.reservations, backend, utcnow())
+
+    def reserved_against(self, backend: str, instance: str) -> bool:
+        reservation = self.reservation_of(backend)
+        return reservation is not None and reservation.excludes(instance)
+
+    def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
+        return self.repo.get_job(owner, job_id, with_params=with_params)
+
+    def list_jobs(self, owner: Owner, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
+        return self.repo.list_jobs(owner, flt)
+
+    def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The result text of a completed job, or the failure text of a failed one.
 
         IBM answers 2xx here for failed jobs too: the client reads this text to explain them.
         """
-        job, result = self.repo.get_result(instance.crn, job_id)
+        job, result = self.repo.get_result(owner, job_id)
         if job.state is JobState.COMPLETED or result is not None:
             return job, result
         if job.state in (JobState.FAILED, JobState.CANCELLED):
             return job, failure_text(job)
         return job, None
 
-    def cancel_job(self, instance: Instance, job_id: str) -> JobSnapshot:
+    def cancel_job(self, owner: Owner, job_id: str) -> JobSnapshot:
         """Cancel a queued or running job; a running simulation is stopped, not awaited."""
-        job = self.repo.cancel_job(instance.crn, job_id)
+        job = self.repo.cancel_job(owner, job_id)
         self.hooks.job_cancelled(job_id)
         return job
 
-    def delete_job(self, instance: Instance, job_id: str) -> None:
-        self.repo.delete_job(instance.crn, job_id)
+    def delete_job(self, owner: Owner, job_id: str) -> None:
+        self.repo.delete_job(owner, job_id)
 
-    def get_logs(self, instance: Instance, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
-        return self.repo.get_events(instance.crn, job_id)
+    def get_logs(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
+        return self.repo.get_events(owner, job_id)
 
-    def replace_tags(self, instance: Instance, job_id: str, tags: tuple[str, ...]) -> None:
-        self.repo.replace_tags(instance.crn, job_id, tags)
+    def replace_tags(self, owner: Owner, job_id: str, tags: tuple[str, ...]) -> None:
+        self.repo.replace_tags(owner, job_id, tags)
 
-    def search_tags(self, instance: Instance, text: str) -> list[str]:
-        return self.repo.search_tags(instance.crn, text)
+    def search_tags(self, owner: Owner, text: str) -> list[str]:
+        return self.repo.search_tags(owner, text)
 
     def queue_length(self, backend: str) -> int:
         return self.repo.queue_length(backend)
 
-    def usage_seconds(self, instance: Instance) -> float:
-        return self.repo.usage_seconds(instance.crn)
+    def usage_seconds(self, owner: Owner) -> float:
+        return self.repo.usage_seconds(owner.instance)
 
 
 def failure_text(job: JobSnapshot) -> str:
@@ -151,3 +199,22 @@ def failure_text(job: JobSnapshot) -> str:
 def render_logs(events: list[JobEvent]) -> str:
     """Plain-text job log, one timestamped line per event."""
     return "".join(f"{isoformat(e.at)} {e.level}: {e.message}\n" for e in events)
+
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def render_direct_access_logs(
+    events: list[JobEvent], extra: list[tuple[str, str]], min_level: str
+) -> str:
+    """A Direct Access log object: `%(asctime)s %(levelname)-9s %(message)s` lines at or
+    above the job's `log_level`; `extra` (level, message) lines follow the stored events."""
+    threshold = _LEVELS.get(min_level.upper(), 30)
+    moment = utcnow()
+    records = [(e.at, e.level, e.message) for e in events] + [(moment, lv, m) for lv, m in extra]
+    lines = []
+    for at, level, message in records:
+        if _LEVELS.get(level.upper(), 20) >= threshold:
+            stamp = at.strftime("%Y-%m-%d %H:%M:%S") + f",{at.microsecond // 1000:03d}"
+            lines.append(f"{stamp} {level.upper():<9} {message}\n")
+    return "".join(lines)

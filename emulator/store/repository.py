@@ -21,20 +21,31 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from emulator.jobs.errors import InvalidRequest, JobNotCancellable, JobNotFound, JobNotTerminal
+from emulator.jobs.admission import LaneLimit
+from emulator.jobs.errors import (
+    DuplicateJobId,
+    InvalidRequest,
+    JobNotCancellable,
+    JobNotFound,
+    JobNotTerminal,
+    LanesFull,
+)
 from emulator.jobs.model import (
     ALLOWED_FROM,
     PENDING,
     TERMINAL,
+    Api,
     JobEvent,
     JobFilter,
     JobSnapshot,
     JobState,
     NewJob,
+    Owner,
     utcnow,
 )
 from emulator.store.tables import job_events, job_tags, jobs
@@ -69,6 +80,9 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
         worker_id=m["worker_id"],
         attempts=m["attempts"],
         quantum_seconds=m["quantum_seconds"],
+        api=Api(m["api"]),
+        storage=m["storage"],
+        time_limit=m["time_limit"],
     )
 
 
@@ -103,10 +117,10 @@ class Repository:
         )
 
     @classmethod
-    def _load(cls, conn: Connection, job_id: str, instance: str | None) -> JobSnapshot | None:
+    def _load(cls, conn: Connection, job_id: str, owner: Owner | None) -> JobSnapshot | None:
         query = select(*_SUMMARY).where(jobs.c.id == job_id)
-        if instance is not None:
-            query = query.where(jobs.c.instance == instance)
+        if owner is not None:
+            query = query.where(*_owned_by(owner))
         row = conn.execute(query).one_or_none()
         if row is None:
             return None
@@ -114,10 +128,17 @@ class Repository:
 
     # -- create / read -----------------------------------------------------------------------
 
-    def create_job(self, job: NewJob) -> JobSnapshot:
-        """Store a new Queued job with its tags and a first log line."""
+    def create_job(self, job: NewJob, lanes: LaneLimit | None = None) -> JobSnapshot:
+        """Store a new Queued job with its tags and a first log line.
+
+        With `lanes`, the id must be new (DuplicateJobId) and the backend must have a free
+        execution lane (LanesFull); both are checked in the inserting transaction, so
+        concurrent submissions cannot overfill a backend.
+        """
         now = utcnow()
         with self.engine.begin() as conn:
+            if lanes is not None:
+                self._admit(conn, job, lanes)
             try:
                 conn.execute(
                     insert(jobs).values(
@@ -134,6 +155,9 @@ class Repository:
                         runtime=job.runtime,
                         calibration_id=job.calibration_id,
                         caller=job.caller,
+                        api=job.api.value,
+                        storage=job.storage,
+                        time_limit=job.time_limit,
                         created_at=now,
                         attempts=0,
                     )
@@ -143,14 +167,37 @@ class Repository:
             if job.tags:
                 conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
             self._event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
-            snapshot = self._load(conn, job.id, job.instance)
+            snapshot = self._load(conn, job.id, None)
         assert snapshot is not None
+        self._changed(job.id)
         return snapshot
 
-    def get_job(self, instance: str | None, job_id: str, with_params: bool = False) -> JobSnapshot:
-        """One job of an instance (any instance when `instance` is None)."""
+    @staticmethod
+    def _admit(conn: Connection, job: NewJob, lanes: LaneLimit) -> None:
+        if conn.dialect.name == "postgresql":
+            # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": job.backend})
+        if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).one_or_none() is not None:
+            raise DuplicateJobId(job.id)
+        held = (
+            select(func.count())
+            .select_from(jobs)
+            .where(jobs.c.backend == job.backend, jobs.c.api == job.api.value)
+        )
+        if lanes.rule.states is not None:
+            held = held.where(jobs.c.state.in_([s.value for s in lanes.rule.states]))
+        if conn.execute(held).scalar_one() >= lanes.limit:
+            raise LanesFull(job.backend, lanes.limit)
+
+    def set_params(self, job_id: str, params: str) -> None:
+        """Keep the input a Direct Access worker fetched, for inspection."""
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(params=params))
+
+    def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
+        """One job of an owner."""
         with self._read() as conn, conn.begin():
-            snapshot = self._load(conn, job_id, instance)
+            snapshot = self._load(conn, job_id, owner)
             if snapshot is None:
                 raise JobNotFound(job_id)
             if with_params:
@@ -158,9 +205,9 @@ class Repository:
                 snapshot = _with(snapshot, params=params)
         return snapshot
 
-    def list_jobs(self, instance: str, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
-        """A page of an instance's jobs and the exact count of all that match."""
-        conditions = [jobs.c.instance == instance]
+    def list_jobs(self, owner: Owner, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
+        """A page of an owner's jobs and the exact count of all that match."""
+        conditions = list(_owned_by(owner))
         if flt.pending is True:
             conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
         elif flt.pending is False:
@@ -199,18 +246,18 @@ class Repository:
             tags = self._tags_of(conn, [r.id for r in rows])
         return [_snapshot(r, tags[r.id]) for r in rows], int(count)
 
-    def get_result(self, instance: str, job_id: str) -> tuple[JobSnapshot, str | None]:
+    def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The job and its stored result text (None until it completes)."""
         with self._read() as conn, conn.begin():
-            snapshot = self._load(conn, job_id, instance)
+            snapshot = self._load(conn, job_id, owner)
             if snapshot is None:
                 raise JobNotFound(job_id)
             result = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
         return snapshot, result
 
-    def get_events(self, instance: str, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
+    def get_events(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
         with self._read() as conn, conn.begin():
-            snapshot = self._load(conn, job_id, instance)
+            snapshot = self._load(conn, job_id, owner)
             if snapshot is None:
                 raise JobNotFound(job_id)
             rows = conn.execute(
@@ -220,7 +267,7 @@ class Repository:
             ).all()
         return snapshot, [JobEvent(at=r.at, level=r.level, message=r.message) for r in rows]
 
-    def search_tags(self, instance: str, text: str, limit: int = 100) -> list[str]:
+    def search_tags(self, owner: Owner, text: str, limit: int = 100) -> list[str]:
         """Distinct tags of an instance's jobs containing `text`, case-insensitively."""
         pattern = (
             "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -230,10 +277,7 @@ class Repository:
                 select(job_tags.c.tag)
                 .distinct()
                 .join(jobs, jobs.c.id == job_tags.c.job_id)
-                .where(
-                    jobs.c.instance == instance,
-                    func.lower(job_tags.c.tag).like(pattern, escape="\\"),
-                )
+                .where(*_owned_by(owner), func.lower(job_tags.c.tag).like(pattern, escape="\\"))
                 .order_by(job_tags.c.tag)
                 .limit(limit)
             ).scalars()
@@ -246,21 +290,21 @@ class Repository:
         job_id: str,
         to: JobState,
         *,
-        instance: str | None = None,
-        owner: str | None = None,
+        owner: Owner | None = None,
+        held_by: str | None = None,
         message: str | None = None,
         **values: Any,
     ) -> JobSnapshot | None:
         """Move a job to `to` if its current state allows it; None when it does not.
 
-        `owner` additionally requires the job to still be owned by that worker, so a
+        `held_by` additionally requires the job to still be held by that worker, so a
         worker that lost its job (cancelled, requeued) cannot overwrite the outcome.
         """
         conditions = [jobs.c.id == job_id, jobs.c.state.in_([s.value for s in ALLOWED_FROM[to]])]
-        if instance is not None:
-            conditions.append(jobs.c.instance == instance)
         if owner is not None:
-            conditions.append(jobs.c.worker_id == owner)
+            conditions.extend(_owned_by(owner))
+        if held_by is not None:
+            conditions.append(jobs.c.worker_id == held_by)
         now = utcnow()
         if to in TERMINAL:
             values.setdefault("finished_at", now)
@@ -280,27 +324,27 @@ class Repository:
         if self.on_transition is not None:
             self.on_transition(job_id)
 
-    def cancel_job(self, instance: str, job_id: str, reason: str | None = None) -> JobSnapshot:
-        """Cancel a Queued or Running job of an instance."""
+    def cancel_job(self, owner: Owner, job_id: str, reason: str | None = None) -> JobSnapshot:
+        """Cancel a Queued or Running job of an owner."""
         snapshot = self.transition(
             job_id,
             JobState.CANCELLED,
-            instance=instance,
+            owner=owner,
             message="Job cancelled by request" if reason is None else f"Job cancelled: {reason}",
             reason=reason,
         )
         if snapshot is not None:
             return snapshot
-        current = self.get_job(instance, job_id)  # raises JobNotFound
+        current = self.get_job(owner, job_id)  # raises JobNotFound
         raise JobNotCancellable(job_id, current.state)
 
-    def delete_job(self, instance: str, job_id: str) -> None:
+    def delete_job(self, owner: Owner, job_id: str) -> None:
         """Delete a terminal job with its tags, events and result."""
         with self.engine.begin() as conn:
             gone = conn.execute(
                 delete(jobs).where(
                     jobs.c.id == job_id,
-                    jobs.c.instance == instance,
+                    *_owned_by(owner),
                     jobs.c.state.in_([s.value for s in TERMINAL]),
                 )
             ).rowcount
@@ -309,15 +353,15 @@ class Repository:
                 conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id))
                 conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
                 return
-            current = self._load(conn, job_id, instance)
+            current = self._load(conn, job_id, owner)
         if current is None:
             raise JobNotFound(job_id)
         raise JobNotTerminal(job_id, current.state)
 
-    def replace_tags(self, instance: str, job_id: str, tags: Sequence[str]) -> None:
+    def replace_tags(self, owner: Owner, job_id: str, tags: Sequence[str]) -> None:
         with self.engine.begin() as conn:
             exists = conn.execute(
-                select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.instance == instance)
+                select(jobs.c.id).where(jobs.c.id == job_id, *_owned_by(owner))
             ).one_or_none()
             if exists is None:
                 raise JobNotFound(job_id)
@@ -381,7 +425,7 @@ class Repository:
         return self.transition(
             job_id,
             JobState.COMPLETED,
-            owner=worker_id,
+            held_by=worker_id,
             message=f"Job completed in {quantum_seconds:.3f} s of simulation",
             result=result,
             quantum_seconds=quantum_seconds,
@@ -438,6 +482,7 @@ class Repository:
             )
 
     def usage_seconds(self, instance: str, since: datetime | None = None) -> float:
+        """Execution seconds of an instance's jobs, through any API."""
         query = select(func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0)).where(
             jobs.c.instance == instance
         )
@@ -445,6 +490,10 @@ class Repository:
             query = query.where(jobs.c.finished_at >= since)
         with self._read() as conn, conn.begin():
             return float(conn.execute(query).scalar_one())
+
+
+def _owned_by(owner: Owner) -> tuple[Any, ...]:
+    return (jobs.c.instance == owner.instance, jobs.c.api == owner.api.value)
 
 
 def _with(snapshot: JobSnapshot, **changes: Any) -> JobSnapshot:

@@ -50,9 +50,13 @@ jobs = Table(
     Column("heartbeat_at", DateTime),
     Column("attempts", Integer, nullable=False, default=0),
     Column("quantum_seconds", Float),
+    Column("api", String(16), nullable=False, default="runtime"),
+    Column("storage", Text),
+    Column("time_limit", Integer),
     CheckConstraint(f"state IN ({_STATES})", name="job_state_valid"),
 )
-Index("ix_jobs_instance_created", jobs.c.instance, jobs.c.created_at)
+Index("ix_jobs_instance_created", jobs.c.instance, jobs.c.api, jobs.c.created_at)
+Index("ix_jobs_backend_api", jobs.c.backend, jobs.c.api)
 Index("ix_jobs_state_created", jobs.c.state, jobs.c.created_at)
 
 job_tags = Table(

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from emulator.config import DEFAULT_INSTANCE_CRN, Settings, SettingsError, env_name, setting_names
+from emulator.config import (
+    DEFAULT_INSTANCE_CRN,
+    Settings,
+    SettingsError,
+    env_name,
+    setting_fields,
+)
 
 
 def test_defaults() -> None:
@@ -30,23 +36,10 @@ def test_flags_win_over_environment() -> None:
 
 def test_every_setting_has_one_environment_variable() -> None:
     assert env_name("data_dir") == "EMULATOR_DATA_DIR"
-    for name in setting_names():
-        value = (
-            "1"
-            if name
-            in (
-                "port",
-                "workers",
-                "token_ttl",
-                "default_shots",
-                "job_max_attempts",
-                "status_hold_ms",
-            )
-            else None
-        )
-        if value is None:
-            continue
-        assert getattr(Settings.from_sources({}, {env_name(name): value}), name) == 1
+    for name, kind, help_text, _ in setting_fields():
+        assert help_text, f"{name} has no help text"
+        if kind == "int":
+            assert getattr(Settings.from_sources({}, {env_name(name): "7"}), name) == 7
 
 
 def test_instances_parse_names_and_regions() -> None:

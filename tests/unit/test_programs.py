@@ -687,10 +687,13 @@ _MUTABLE = {
 
 
 def _check_only_invalid_params(program_id: str, params: Any, snapshot: BackendSnapshot) -> None:
+    before = copy.deepcopy(params)
     try:
         validate_params(program_id, params, snapshot)
     except InvalidParams as exc:
         assert exc.field.startswith(("params", "program_id"))
+    # The service stores the params after validating them: validation must not change them.
+    assert params == before or repr(params) == repr(before)
 
 
 @settings(

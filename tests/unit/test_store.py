@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from emulator.jobs.errors import JobNotCancellable, JobNotFound, JobNotTerminal
-from emulator.jobs.model import JobFilter, JobState, NewJob
+from emulator.jobs.model import Api, JobFilter, JobState, NewJob, Owner
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
 
-A = "crn:a"
-B = "crn:b"
+A = Owner("crn:a")
+B = Owner("crn:b")
 
 
 @pytest.fixture()
@@ -22,11 +22,12 @@ def repo(tmp_path: Path) -> Repository:
     return Repository(create_store_engine(f"sqlite:///{tmp_path / 'store.db'}"))
 
 
-def new(repo: Repository, job_id: str, instance: str = A, **kw: object) -> None:
+def new(repo: Repository, job_id: str, owner: Owner = A, **kw: object) -> None:
     repo.create_job(
         NewJob(
             id=job_id,
-            instance=instance,
+            instance=owner.instance,
+            api=owner.api,
             program_id=str(kw.pop("program", "sampler")),
             backend=str(kw.pop("backend", "ibm_brisbane")),
             params="{}",
@@ -157,3 +158,16 @@ def test_schema_rejects_impossible_states(repo: Repository) -> None:
     new(repo, "j1")
     with pytest.raises(IntegrityError), repo.engine.begin() as conn:
         conn.execute(update(jobs).where(jobs.c.id == "j1").values(state="initializing"))
+
+
+def test_apis_never_see_each_others_jobs(repo: Repository) -> None:
+    direct = Owner(A.instance, Api.DIRECT_ACCESS)
+    new(repo, "runtime-job", A)
+    new(repo, "da-job", direct)
+    assert [j.id for j in repo.list_jobs(A, JobFilter())[0]] == ["runtime-job"]
+    assert [j.id for j in repo.list_jobs(direct, JobFilter())[0]] == ["da-job"]
+    with pytest.raises(JobNotFound):
+        repo.get_job(A, "da-job")
+    with pytest.raises(JobNotFound):
+        repo.cancel_job(direct, "runtime-job")
+    assert repo.get_job(direct, "da-job").api is Api.DIRECT_ACCESS

@@ -25,6 +25,7 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.InvalidRequest, 400, "1002"),
     (e.JobNotFound, 404, "1291"),
     (e.RequestTooLarge, 413, "1413"),
+    (e.RequestTimeout, 408, "1408"),
     (e.BackendDataNotFound, 404, "1009"),
     (e.JobNotCancellable, 409, "1306"),
     (e.JobNotTerminal, 409, "1337"),

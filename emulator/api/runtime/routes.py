@@ -9,13 +9,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator.api.common import ErrorBoundary, read_json
+from emulator.api.common import ErrorBoundary, Tenancy, read_json
 from emulator.api.runtime import errors, schemas, views
 from emulator.config import Instance
 from emulator.jobs.errors import BackendDataNotFound, InvalidRequest
-from emulator.jobs.model import utcnow
+from emulator.jobs.model import Api, Owner, utcnow
 from emulator.jobs.service import render_logs
 from emulator.runtime_state import EmulatorState
 
@@ -32,20 +31,9 @@ def _instance(request: Request) -> Instance:
     return instance
 
 
-class RuntimeAuth:
-    """Resolves the bearer token and `Service-CRN` into `request.state.instance` once."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].endswith(PUBLIC_PATHS):
-            request = Request(scope)
-            access = _state(request).access
-            identity = access.identify(request.headers.get("authorization"))
-            instance = access.resolve_instance(identity, request.headers.get("service-crn"))
-            scope.setdefault("state", {})["instance"] = instance
-        await self.app(scope, receive, send)
+def _owner(request: Request) -> Owner:
+    owner: Owner = request.state.owner
+    return owner
 
 
 # -- backends --------------------------------------------------------------------------------
@@ -95,7 +83,7 @@ async def backend_defaults(request: Request) -> Response:
 async def instance_usage(request: Request) -> Response:
     state = _state(request)
     instance = _instance(request)
-    consumed = await run_in_threadpool(state.jobs.usage_seconds, instance)
+    consumed = await run_in_threadpool(state.jobs.usage_seconds, _owner(request))
     return JSONResponse(views.usage_view(instance, consumed, utcnow()))
 
 
@@ -106,14 +94,16 @@ async def versions(request: Request) -> Response:
 # -- jobs ------------------------------------------------------------------------------------
 
 
-def _body_limit(request: Request) -> int:
-    return _state(request).settings.max_request_mb * 1024 * 1024
+async def _read_json(request: Request) -> Any:
+    settings = _state(request).settings
+    limit = settings.max_request_mb * 1024 * 1024
+    return await read_json(request, limit, settings.request_read_timeout)
 
 
 async def create_job(request: Request) -> Response:
-    body = await read_json(request, _body_limit(request))
+    body = await _read_json(request)
     job_request = schemas.parse_job_request(body, request.headers.get("x-qx-client-application"))
-    job = await run_in_threadpool(_state(request).jobs.create_job, _instance(request), job_request)
+    job = await run_in_threadpool(_state(request).jobs.create_job, _owner(request), job_request)
     answer: dict[str, Any] = {"id": job.id, "backend": job.backend}
     if job.session_id:
         answer["session_id"] = job.session_id
@@ -127,11 +117,10 @@ async def list_jobs(request: Request) -> Response:
         request.query_params, request.query_params.getlist("tags")
     )
     state = _state(request)
-    jobs, count = await run_in_threadpool(state.jobs.list_jobs, _instance(request), flt)
+    jobs, count = await run_in_threadpool(state.jobs.list_jobs, _owner(request), flt)
     if not exclude_params:
         jobs = [
-            await run_in_threadpool(state.jobs.get_job, _instance(request), j.id, True)
-            for j in jobs
+            await run_in_threadpool(state.jobs.get_job, _owner(request), j.id, True) for j in jobs
         ]
     return JSONResponse(
         {
@@ -147,18 +136,18 @@ async def get_job(request: Request) -> Response:
     exclude = request.query_params.get("exclude_params", "false").lower() == "true"
     state = _state(request)
     job_id = request.path_params["job_id"]
-    job = await run_in_threadpool(state.jobs.get_job, _instance(request), job_id, not exclude)
+    job = await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
     hold = state.settings.status_hold_ms / 1000
     if hold > 0 and not job.state.terminal and state.pool is not None and state.pool.slots:
         # Most jobs end within milliseconds: answer this poll with the outcome, not "Running".
         await state.watch.wait(job_id, hold)
-        job = await run_in_threadpool(state.jobs.get_job, _instance(request), job_id, not exclude)
+        job = await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 
 async def job_results(request: Request) -> Response:
     job, text = await run_in_threadpool(
-        _state(request).jobs.get_result, _instance(request), request.path_params["job_id"]
+        _state(request).jobs.get_result, _owner(request), request.path_params["job_id"]
     )
     if text is None:
         # IBM: 204 "Job's final result not found" while there is nothing yet.
@@ -170,39 +159,39 @@ async def job_results(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.cancel_job, _instance(request), request.path_params["job_id"]
+        _state(request).jobs.cancel_job, _owner(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 
 
 async def delete_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.delete_job, _instance(request), request.path_params["job_id"]
+        _state(request).jobs.delete_job, _owner(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 
 
 async def job_logs(request: Request) -> Response:
     _, events = await run_in_threadpool(
-        _state(request).jobs.get_logs, _instance(request), request.path_params["job_id"]
+        _state(request).jobs.get_logs, _owner(request), request.path_params["job_id"]
     )
     return PlainTextResponse(render_logs(events))
 
 
 async def job_metrics(request: Request) -> Response:
     job = await run_in_threadpool(
-        _state(request).jobs.get_job, _instance(request), request.path_params["job_id"]
+        _state(request).jobs.get_job, _owner(request), request.path_params["job_id"]
     )
     return JSONResponse(views.metrics_view(job))
 
 
 async def replace_job_tags(request: Request) -> Response:
-    body = await read_json(request, _body_limit(request))
+    body = await _read_json(request)
     if not isinstance(body, dict) or "tags" not in body:
         raise InvalidRequest("tags", 'is required: {"tags": [...]}')
     tags = schemas.parse_tags(body["tags"])
     await run_in_threadpool(
-        _state(request).jobs.replace_tags, _instance(request), request.path_params["job_id"], tags
+        _state(request).jobs.replace_tags, _owner(request), request.path_params["job_id"], tags
     )
     return Response(status_code=204)
 
@@ -214,7 +203,7 @@ async def list_tags(request: Request) -> Response:
     search = request.query_params.get("search")
     if search is None or not 3 <= len(search) <= 100:
         raise InvalidRequest("search", "is required and must be 3 to 100 characters")
-    tags = await run_in_threadpool(_state(request).jobs.search_tags, _instance(request), search)
+    tags = await run_in_threadpool(_state(request).jobs.search_tags, _owner(request), search)
     return JSONResponse({"tags": tags})
 
 
@@ -238,4 +227,7 @@ routes = [
     Route("/tags", list_tags),
 ]
 
-middleware = [Middleware(ErrorBoundary, render=errors.render), Middleware(RuntimeAuth)]
+middleware = [
+    Middleware(ErrorBoundary, render=errors.render),
+    Middleware(Tenancy, api=Api.RUNTIME, public_paths=PUBLIC_PATHS),
+]

@@ -1,0 +1,148 @@
+"""Direct Access API routes (IBM Quantum System REST API). Parse, call the service, respond."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulator.api.common import ErrorBoundary, Tenancy, read_json
+from emulator.api.direct_access import errors, schemas, views
+from emulator.jobs.errors import BackendNotFound
+from emulator.jobs.model import Api, JobFilter, Owner
+from emulator.runtime_state import EmulatorState
+
+PAGE = 200
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+def _owner(request: Request) -> Owner:
+    owner: Owner = request.state.owner
+    return owner
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": views.API_VERSION})
+
+
+async def versions(request: Request) -> Response:
+    return JSONResponse({"versions": views.API_VERSIONS})
+
+
+def _backend(request: Request):  # noqa: ANN202 - ServedBackend
+    backend = _state(request).backends.get(request.path_params["name"])
+    if backend.mock:  # dry-run twins belong to the Runtime API only
+        raise BackendNotFound(f"Backend {backend.name} not found.")
+    return backend
+
+
+def _locked(request: Request, name: str) -> bool:
+    return _state(request).jobs.reserved_against(name, _owner(request).instance)
+
+
+async def list_backends(request: Request) -> Response:
+    backends = [b for b in _state(request).backends.all() if not b.mock]
+    return JSONResponse(
+        {"backends": [views.backend_view(b, _locked(request, b.name)) for b in backends]}
+    )
+
+
+async def get_backend(request: Request) -> Response:
+    backend = _backend(request)
+    return JSONResponse(views.backend_view(backend, _locked(request, backend.name)))
+
+
+async def backend_configuration(request: Request) -> Response:
+    return JSONResponse(_backend(request).snapshot.configuration)
+
+
+async def backend_properties(request: Request) -> Response:
+    return JSONResponse(_backend(request).snapshot.properties)
+
+
+async def backend_defaults(request: Request) -> Response:
+    _backend(request)
+    return JSONResponse({})  # no pulse defaults for simulated backends, as IBM's simulators
+
+
+async def backend_lanes(request: Request) -> Response:
+    _backend(request)
+    lanes = _state(request).settings.lanes_per_backend
+    return JSONResponse(
+        {"hpc_workload_manager": {"lanes": lanes}, "ibm_quantum_compute": {"lanes": 0}}
+    )
+
+
+async def create_job(request: Request) -> Response:
+    settings = _state(request).settings
+    body = await read_json(
+        request, settings.max_request_mb * 1024 * 1024, settings.request_read_timeout
+    )
+    job_request = schemas.parse_job_request(body)
+    await run_in_threadpool(
+        _state(request).jobs.create_direct_access_job, _owner(request), job_request
+    )
+    return Response(status_code=204)
+
+
+async def list_jobs(request: Request) -> Response:
+    state = _state(request)
+    found: list[dict[str, object]] = []
+    offset = 0
+    while True:  # IBM's endpoint has no paging: every job of the caller, oldest first
+        flt = JobFilter(limit=PAGE, offset=offset, descending=False)
+        page, count = await run_in_threadpool(state.jobs.list_jobs, _owner(request), flt)
+        found.extend(views.job_view(j) for j in page)
+        offset += len(page)
+        if not page or offset >= count:
+            break
+    return JSONResponse({"jobs": found})
+
+
+async def get_job(request: Request) -> Response:
+    job = await run_in_threadpool(
+        _state(request).jobs.get_job, _owner(request), request.path_params["job_id"]
+    )
+    return JSONResponse(views.job_view(job))
+
+
+async def delete_job(request: Request) -> Response:
+    await run_in_threadpool(
+        _state(request).jobs.delete_job, _owner(request), request.path_params["job_id"]
+    )
+    return Response(status_code=204)
+
+
+async def cancel_job(request: Request) -> Response:
+    await run_in_threadpool(
+        _state(request).jobs.cancel_job, _owner(request), request.path_params["job_id"]
+    )
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/backends", list_backends),
+    Route("/backends/{name}", get_backend),
+    Route("/backends/{name}/configuration", backend_configuration),
+    Route("/backends/{name}/properties", backend_properties),
+    Route("/backends/{name}/defaults", backend_defaults),
+    Route("/backends/{name}/lanes", backend_lanes),
+    Route("/jobs", create_job, methods=["POST"]),
+    Route("/jobs", list_jobs, methods=["GET"]),
+    Route("/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/jobs/{job_id}", delete_job, methods=["DELETE"]),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+]
+
+version_routes = [Route("/version", version), Route("/versions", versions)]
+
+middleware = [
+    Middleware(ErrorBoundary, render=errors.render),
+    Middleware(Tenancy, api=Api.DIRECT_ACCESS),
+]

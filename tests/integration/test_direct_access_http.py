@@ -1,0 +1,426 @@
+"""Direct Access API at the HTTP level: every documented status code, lanes, reservations,
+storage through presigned URLs, timeouts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
+from qiskit_ibm_runtime.fake_provider import FakeFez
+
+from tests.circuits import long_running_circuit
+from tests.conftest import CRN_B, INSTANCES, bearer
+from tests.objects import ObjectServer, object_server
+from tests.support import EmulatorServer, wait_until
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "fixtures"
+RESERVATIONS = ",".join(
+    [
+        # brisbane: reserved now, for team-b only
+        "backend=ibm_brisbane;start=2000-01-01T00:00:00Z;end=2100-01-01T00:00:00Z;instance=team-b",
+        # fez: reserved only in the future
+        "backend=ibm_fez;start=2100-01-01T00:00:00Z;end=2100-01-02T00:00:00Z",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def da_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(
+        tmp_path_factory.mktemp("direct-access"),
+        "--instances",
+        INSTANCES,
+        "--reservations",
+        RESERVATIONS,
+        "--request-read-timeout",
+        "1",
+        "--max-request-mb",
+        "1",
+        "--lanes-per-backend",
+        "50",
+        workers=1,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def da(da_server: EmulatorServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=da_server.url, headers=bearer(da_server.url), timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def objects() -> Iterator[ObjectServer]:
+    with object_server() as server:
+        yield server
+
+
+def sampler_input(support_qiskit: bool = True) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads((FIXTURES / "post_jobs_sampler_body.json").read_text())[
+        "params"
+    ]
+    params["options"] = {"simulator": {"seed_simulator": 11}}
+    params["shots"] = 64
+    params["support_qiskit"] = support_qiskit
+    return params
+
+
+def job_body(objects: ObjectServer, backend: str = "fake_manila", **changes: Any) -> dict[str, Any]:
+    job_id = str(uuid.uuid4())
+    body = {
+        "id": job_id,
+        "backend": backend,
+        "program_id": "sampler",
+        "timeout_secs": 120,
+        "log_level": "info",
+        "storage": objects.storage(job_id),
+    }
+    body.update(changes)
+    return body
+
+
+def submit(da: httpx.Client, objects: ObjectServer, params: Any = None, **changes: Any) -> str:
+    body = job_body(objects, **changes)
+    name = body["id"]
+    payload = params if params is not None else sampler_input()
+    text = payload if isinstance(payload, str) else json.dumps(payload, cls=RuntimeEncoder)
+    objects.objects[f"/in/{name}"] = text.encode()
+    response = da.post("/v1/jobs", json=body)
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    return str(body["id"])
+
+
+def final(da: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = da.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] != "Running" else None
+
+    return wait_until(done, timeout=timeout)
+
+
+def assert_error(response: httpx.Response, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status_code"] == status and body["trace"] and body["correlation_id"]
+    assert body["title"] == body["errors"][0]["message"]
+    assert body["errors"][0]["code"] == code and body["errors"][0]["more_info"]
+    for word in words:
+        assert word in body["errors"][0]["message"], body
+
+
+# -- versions, auth, backends ------------------------------------------------------------------
+
+
+def test_versions_need_no_token(da_server: EmulatorServer) -> None:
+    assert httpx.get(da_server.url + "/version").json() == {"version": "2025-08-15"}
+    assert "2025-08-15" in httpx.get(da_server.url + "/versions").json()["versions"]
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer nonsense", "Basic x"])
+def test_bad_credentials_are_401(da_server: EmulatorServer, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert_error(httpx.get(da_server.url + "/v1/backends", headers=headers), 401, "1201")
+
+
+def test_unknown_service_crn_is_401_1200(da: httpx.Client) -> None:
+    assert_error(da.get("/v1/backends", headers={"Service-CRN": "crn:v1:nope::"}), 401, "1200")
+
+
+def test_backends_with_status_and_reservation_lock(da: httpx.Client) -> None:
+    backends = {b["name"]: b for b in da.get("/v1/backends").json()["backends"]}
+    assert set(backends) == {"ibm_brisbane", "ibm_fez", "fake_manila"}  # no mock_* twins
+    assert backends["fake_manila"] == {
+        "name": "fake_manila",
+        "status": "online",
+        "message": "available",
+        "version": backends["fake_manila"]["version"],
+        "locked": False,
+    }
+    assert backends["ibm_brisbane"]["locked"] is True  # reserved for team-b now
+    assert backends["ibm_fez"]["locked"] is False  # reservation only in the future
+    owner_view = da.get("/v1/backends/ibm_brisbane", headers={"Service-CRN": CRN_B}).json()
+    assert owner_view["locked"] is False
+
+
+def test_backend_documents_and_lanes(da: httpx.Client) -> None:
+    assert da.get("/v1/backends/ibm_fez/configuration").json()["n_qubits"] == 156
+    assert da.get("/v1/backends/ibm_fez/properties").json()["qubits"]
+    assert da.get("/v1/backends/ibm_fez/defaults").json() == {}
+    lanes = da.get("/v1/backends/ibm_fez/lanes").json()
+    assert lanes == {"hpc_workload_manager": {"lanes": 50}, "ibm_quantum_compute": {"lanes": 0}}
+
+
+@pytest.mark.parametrize("suffix", ["", "/configuration", "/properties", "/defaults", "/lanes"])
+def test_unknown_backend_is_404_1216(da: httpx.Client, suffix: str) -> None:
+    assert_error(da.get(f"/v1/backends/ibm_nowhere{suffix}"), 404, "1216", "ibm_nowhere")
+    assert_error(da.get(f"/v1/backends/mock_fez{suffix}"), 404, "1216")
+
+
+# -- POST /v1/jobs status codes ------------------------------------------------------------------
+
+
+def test_submit_runs_to_completion_with_results_logs_and_usage(
+    da: httpx.Client, objects: ObjectServer
+) -> None:
+    job_id = submit(da, objects)
+    job = final(da, job_id)
+    assert job["status"] == "Completed" and job["program_id"] == "sampler"
+    assert job["created_time"].endswith("Z") and job["end_time"] >= job["created_time"]
+    assert job["usage"]["quantum_nanoseconds"] > 0
+    assert job["storage"]["input"]["presigned_url"].startswith(objects.url)
+    result = json.loads(objects.objects[f"/results/{job_id}"], cls=RuntimeDecoder)
+    assert sum(result[0].data.meas.get_counts().values()) == 64
+    logs = objects.objects[f"/logs/{job_id}"].decode()
+    assert "INFO" in logs and f"Finished {job_id}" in logs
+
+
+def test_plain_json_results_when_support_qiskit_is_false(
+    da: httpx.Client, objects: ObjectServer
+) -> None:
+    job_id = submit(da, objects, sampler_input(support_qiskit=False))
+    assert final(da, job_id)["status"] == "Completed"
+    plain = json.loads(objects.objects[f"/results/{job_id}"])
+    assert "__type__" not in json.dumps(plain)
+    samples = plain["results"][0]["data"]["meas"]["samples"]
+    assert len(samples) == 64 and all(s.startswith("0x") for s in samples)
+
+
+def test_logs_follow_the_log_level(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects, log_level="error")
+    assert final(da, job_id)["status"] == "Completed"
+    assert objects.objects[f"/logs/{job_id}"] == b""  # nothing at error level for a success
+
+
+def test_malformed_json_is_400(da: httpx.Client) -> None:
+    response = da.post("/v1/jobs", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "1400", "body")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"id": ""}, "id"),
+        ({"id": "x" * 257}, "id"),
+        ({"backend": None}, "backend"),
+        ({"program_id": "executor"}, "program_id"),
+        ({"timeout_secs": 0}, "timeout_secs"),
+        ({"timeout_secs": "10"}, "timeout_secs"),
+        ({"timeout_secs": None}, "timeout_secs"),
+        ({"log_level": "verbose"}, "log_level"),
+        ({"storage": None}, "storage"),
+        (
+            {"storage": {"input": {"type": "s3_compatible", "presigned_url": "http://x/i"}}},
+            "storage.results",
+        ),
+        ({"storage": {"input": {"type": "ftp"}, "results": {}}}, "storage.input.type"),
+        ({"storage": {"input": {"type": "ibmcloud_cos"}, "results": {}}}, "storage.input.type"),
+        (
+            {"storage": {"input": {"type": "s3_compatible"}, "results": {}}},
+            "storage.input.presigned_url",
+        ),
+    ],
+)
+def test_schema_violations_are_422_naming_the_field(
+    da: httpx.Client, objects: ObjectServer, change: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in {**job_body(objects), **change}.items() if v is not None}
+    assert_error(da.post("/v1/jobs", json=body), 422, "1422", field)
+    assert da.get(f"/v1/jobs/{body.get('id', 'x')}").status_code == 404 or not body.get("id")
+
+
+def test_unknown_backend_on_submit_is_404(da: httpx.Client, objects: ObjectServer) -> None:
+    assert_error(da.post("/v1/jobs", json=job_body(objects, "ibm_nowhere")), 404, "1216")
+
+
+def test_duplicate_id_is_409(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects)
+    body = job_body(objects, id=job_id)
+    assert_error(da.post("/v1/jobs", json=body), 409, "1231", job_id)
+
+
+def test_oversized_body_is_413(da: httpx.Client, objects: ObjectServer) -> None:
+    body = job_body(objects, padding="x" * (2 * 1024 * 1024))
+    assert_error(da.post("/v1/jobs", json=body), 413, "1413")
+
+
+def _length(response: bytes) -> int:
+    head = response.split(b"\r\n\r\n", 1)[0].decode().lower()
+    for line in head.split("\r\n"):
+        if line.startswith("content-length:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def test_slow_body_is_408(da_server: EmulatorServer) -> None:
+    token = bearer(da_server.url)["Authorization"]
+    with socket.create_connection(("127.0.0.1", da_server.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Authorization: {token}\r\nContent-Length: 500\r\n\r\n" + '{"id": "slow'
+            ).encode()
+        )
+        data = b""  # the rest of the body never comes: read the whole answer
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        answer = data.decode()
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert '"code":"1408"' in answer.replace(" ", "")
+
+
+def test_reserved_backend_is_423_except_for_its_owner(
+    da: httpx.Client, objects: ObjectServer
+) -> None:
+    body = job_body(objects, "ibm_brisbane")
+    assert_error(da.post("/v1/jobs", json=body), 423, "1233")
+    owner = {"Service-CRN": CRN_B}
+    assert (
+        da.post("/v1/jobs", json=job_body(objects, "ibm_brisbane"), headers=owner).status_code
+        == 204
+    )
+
+
+def test_future_reservation_does_not_refuse_now(da: httpx.Client, objects: ObjectServer) -> None:
+    assert da.post("/v1/jobs", json=job_body(objects, "ibm_fez")).status_code == 204
+
+
+# -- job endpoints ---------------------------------------------------------------------------------
+
+
+def test_list_is_ascending_and_only_the_callers(da: httpx.Client, objects: ObjectServer) -> None:
+    first = submit(da, objects)
+    second = submit(da, objects)
+    mine = [j["id"] for j in da.get("/v1/jobs").json()["jobs"]]
+    assert mine.index(first) < mine.index(second)
+    theirs = [j["id"] for j in da.get("/v1/jobs", headers={"Service-CRN": CRN_B}).json()["jobs"]]
+    assert first not in theirs
+    assert_error(da.get(f"/v1/jobs/{first}", headers={"Service-CRN": CRN_B}), 404, "1291")
+
+
+def test_runtime_jobs_are_not_direct_access_jobs(
+    da_server: EmulatorServer, da: httpx.Client
+) -> None:
+    runtime = httpx.Client(base_url=da_server.url + "/api/v1", headers=bearer(da_server.url))
+    body = json.loads((FIXTURES / "post_jobs_sampler_body.json").read_text())
+    job_id = runtime.post("/jobs", json=body).json()["id"]
+    assert_error(da.get(f"/v1/jobs/{job_id}"), 404, "1291")
+    assert job_id not in [j["id"] for j in da.get("/v1/jobs").json()["jobs"]]
+
+
+def test_cancel_and_delete_status_codes(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects)
+    final(da, job_id)
+    assert_error(da.post(f"/v1/jobs/{job_id}/cancel"), 409, "1306", job_id)
+    assert da.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert_error(da.get(f"/v1/jobs/{job_id}"), 404, "1291")
+    assert_error(da.delete(f"/v1/jobs/{job_id}"), 404, "1291")
+    assert_error(da.post(f"/v1/jobs/{job_id}/cancel"), 404, "1291")
+
+
+def isa_long_job() -> str:
+    circuit = generate_preset_pass_manager(backend=FakeFez(), optimization_level=1).run(
+        long_running_circuit()
+    )
+    return json.dumps({"pubs": [[circuit, None, 1000]], "version": 2}, cls=RuntimeEncoder)
+
+
+def test_running_job_cancel_delete_409_then_204(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects, isa_long_job(), backend="ibm_fez")
+    assert da.get(f"/v1/jobs/{job_id}").json()["status"] == "Running"
+    assert_error(da.delete(f"/v1/jobs/{job_id}"), 409, "1337", job_id)
+    assert da.post(f"/v1/jobs/{job_id}/cancel").status_code == 204
+    assert da.get(f"/v1/jobs/{job_id}").json()["status"] == "Cancelled"
+    assert da.delete(f"/v1/jobs/{job_id}").status_code == 204
+
+
+def test_timeout_secs_cancels_the_job(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects, isa_long_job(), backend="ibm_fez", timeout_secs=2)
+    job = final(da, job_id, timeout=60)
+    assert job["status"] == "Cancelled"
+    assert "timeout_secs" in job["reason_message"]
+    wait_until(lambda: f"/logs/{job_id}" in objects.objects, timeout=30)
+    assert b"timeout_secs" in objects.objects[f"/logs/{job_id}"]
+
+
+# -- storage failures ------------------------------------------------------------------------------
+
+
+def test_unreachable_input_fails_the_job(da: httpx.Client, objects: ObjectServer) -> None:
+    body = job_body(objects)
+    body["storage"]["input"]["presigned_url"] = "http://127.0.0.1:1/nothing"
+    assert da.post("/v1/jobs", json=body).status_code == 204
+    job = final(da, body["id"])
+    assert job["status"] == "Failed" and "Storage error" in job["reason_message"]
+    assert job["reason_code"] and job["reason_solution"]
+    assert f"/logs/{body['id']}" in objects.objects  # logs are written even on failure
+
+
+def test_missing_input_object_fails_the_job(da: httpx.Client, objects: ObjectServer) -> None:
+    body = job_body(objects)  # nothing uploaded at the input URL: 404 from storage
+    assert da.post("/v1/jobs", json=body).status_code == 204
+    job = final(da, body["id"])
+    assert job["status"] == "Failed" and "HTTP 404" in job["reason_message"]
+
+
+def test_input_that_does_not_parse_fails_the_job(da: httpx.Client, objects: ObjectServer) -> None:
+    job_id = submit(da, objects, "this is not JSON")
+    job = final(da, job_id)
+    assert job["status"] == "Failed" and job["reason_message"]
+
+
+def test_refused_result_upload_fails_the_job(da: httpx.Client, objects: ObjectServer) -> None:
+    objects.refuse_puts = True
+    try:
+        job_id = submit(da, objects)
+        job = final(da, job_id)
+    finally:
+        objects.refuse_puts = False
+    assert job["status"] == "Failed" and "HTTP 403" in job["reason_message"]
+
+
+# -- lanes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["all", "running"])
+def test_lanes_fill_and_free(tmp_path: Path, rule: str) -> None:
+    server = EmulatorServer(tmp_path, "--lane-rule", rule, workers=0).start()
+    try:
+        with (
+            httpx.Client(base_url=server.url, headers=bearer(server.url)) as client,
+            object_server() as objs,
+        ):
+            ids = []
+            for _ in range(5):
+                body = job_body(objs)
+                assert client.post("/v1/jobs", json=body).status_code == 204
+                ids.append(body["id"])
+            assert_error(client.post("/v1/jobs", json=job_body(objs)), 429, "1232", "fake_manila")
+            # the check order puts a duplicate id before the lane check
+            assert_error(client.post("/v1/jobs", json=job_body(objs, id=ids[0])), 409, "1231")
+            # lanes are per backend
+            assert client.post("/v1/jobs", json=job_body(objs, "ibm_fez")).status_code == 204
+            assert client.post(f"/v1/jobs/{ids[0]}/cancel").status_code == 204
+            cancelled_frees = client.post("/v1/jobs", json=job_body(objs)).status_code
+            if rule == "all":
+                assert cancelled_frees == 429  # a terminated job holds its lane until deleted
+                assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 204
+                assert client.post("/v1/jobs", json=job_body(objs)).status_code == 204
+            else:
+                assert cancelled_frees == 204  # only running jobs hold lanes
+    finally:
+        server.stop()
