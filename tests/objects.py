@@ -9,15 +9,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ObjectServer:
-    """Serves `objects[path]` on GET and stores PUT bodies; `refuse_puts` answers 403."""
+    """Serves `objects[path]` on GET and stores PUT bodies; `refuse_puts` answers 403;
+    `hold_gets` (an Event) makes GETs wait until it is set."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.refuse_puts = False
+        self.hold_gets: threading.Event | None = None  # GETs wait for it while it is set
+        self.get_arrived = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                server.get_arrived.set()
+                if server.hold_gets is not None:
+                    server.hold_gets.wait(60)
                 body = server.objects.get(self.path.split("?")[0])
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))

@@ -193,44 +193,48 @@ class Slot(threading.Thread):
             self._interrupt_recv.recv()
 
     def _run(self, job: JobSnapshot) -> None:
+        # From here on a cancel of this job reaches this slot (see interrupt_if_running).
+        with self._lock:
+            self._current = job.id
+            self._kill_current = False
+        try:
+            outcome = self._prepare_and_simulate(job)
+        finally:
+            with self._lock:
+                self._current = None
+        self._finish(job, outcome)
+
+    def _prepare_and_simulate(self, job: JobSnapshot) -> Completed | Failed | str:
+        """Fetch the input, hand the job to the child and wait: the job's outcome."""
         assert self._process is not None and self._conn is not None
         try:
             backend = self.pool.backends.get(job.backend)
         except BackendNotFound:
             # Possible after a restart with a different backend list: fail it, keep serving.
-            self._finish(
-                job,
-                Failed(
-                    reason=f"Backend {job.backend} is not served by this emulator any more.",
-                    reason_code=1007,
-                    solution="Resubmit the job to a served backend.",
-                    detail="",
-                ),
+            return Failed(
+                reason=f"Backend {job.backend} is not served by this emulator any more.",
+                reason_code=1007,
+                solution="Resubmit the job to a served backend.",
+                detail="",
             )
-            return
         direct = job.api is Api.DIRECT_ACCESS
         params = job.params or ""
         if direct:
             try:
                 params = fetch_text(_storage(job)["input"]["presigned_url"], "job input")
             except StorageError as exc:
-                self._finish(job, _storage_failure(exc))
-                return
+                return _storage_failure(exc)
             self.pool.repo.set_params(job.id, params)
-        with self._lock:
-            self._current = job.id
-            self._kill_current = False
-        deadline = _deadline(job)
+        # A cancel that came while the input was fetched (or just after the claim) must not
+        # let the simulation start: the job is no longer Running in the store.
+        if self._kill_current or not self.pool.repo.heartbeat(self.worker_id, job.id):
+            self._drain_interrupts()
+            return "cancelled"
         ticket = Ticket(
             job.id, job.program_id, params, backend.name, backend.snapshot.source, direct
         )
-        try:
-            self._conn.send(ticket)
-            outcome = self._await_outcome(job, deadline)
-        finally:
-            with self._lock:
-                self._current = None
-        self._finish(job, outcome)
+        self._conn.send(ticket)
+        return self._await_outcome(job, _deadline(job))
 
     def _abandon(self, job: JobSnapshot, exc: Exception) -> None:
         """Fail a job whose handling raised, so it is never left Running."""

@@ -407,13 +407,19 @@ class Repository:
         self._changed(job_id)
         return _with(snapshot, params=params)
 
-    def heartbeat(self, worker_id: str, job_id: str) -> None:
+    def heartbeat(self, worker_id: str, job_id: str) -> bool:
+        """Mark a running job alive; False when it is no longer Running on this worker."""
         with self.engine.begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.worker_id == worker_id)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.worker_id == worker_id,
+                    jobs.c.state == JobState.RUNNING.value,
+                )
                 .values(heartbeat_at=utcnow())
             )
+        return result.rowcount > 0
 
     def complete_job(
         self, job_id: str, worker_id: str, result: str, log: Sequence[str], quantum_seconds: float

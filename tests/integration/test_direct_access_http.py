@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
@@ -345,6 +347,33 @@ def test_running_job_cancel_delete_409_then_204(da: httpx.Client, objects: Objec
     assert_error(da.delete(f"/v1/jobs/{job_id}"), 409, "1337", job_id)
     assert da.post(f"/v1/jobs/{job_id}/cancel").status_code == 204
     assert da.get(f"/v1/jobs/{job_id}").json()["status"] == "Cancelled"
+    assert da.delete(f"/v1/jobs/{job_id}").status_code == 204
+
+
+def worker_pids(server: EmulatorServer) -> set[int]:
+    assert server.process is not None
+    return {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)}
+
+
+def test_cancel_while_the_input_is_fetched_never_starts_the_simulation(
+    da: httpx.Client, da_server: EmulatorServer, objects: ObjectServer
+) -> None:
+    da_server.wait_workers_ready()
+    pids = worker_pids(da_server)
+    objects.get_arrived.clear()
+    objects.hold_gets = threading.Event()
+    try:
+        job_id = submit(da, objects, isa_long_job(), backend="ibm_fez")
+        assert objects.get_arrived.wait(30)  # the worker is fetching the input
+        assert da.post(f"/v1/jobs/{job_id}/cancel").status_code == 204
+    finally:
+        objects.hold_gets.set()
+        objects.hold_gets = None
+    assert da.get(f"/v1/jobs/{job_id}").json()["status"] == "Cancelled"
+    # The only worker is free at once, not busy with the cancelled job's long simulation.
+    quick = submit(da, objects)
+    assert final(da, quick, timeout=30)["status"] == "Completed"
+    assert worker_pids(da_server) == pids  # no simulation process had to be killed
     assert da.delete(f"/v1/jobs/{job_id}").status_code == 204
 
 
