@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/latency.py
+	$(PY) bench/direct_access.py
 
 clean:
 	rm -rf $(VENV) .emulator .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ from emulator.api.admin import routes as admin
 from emulator.api.cloud import routes as cloud
 from emulator.api.direct_access import routes as direct_access
 from emulator.api.runtime import routes as runtime
+from emulator.api.storage import create_storage_app, is_s3_request
 from emulator.auth import AccessPolicy, load_secret
 from emulator.config import Settings
 from emulator.execution.pool import WorkerPool
@@ -51,6 +52,24 @@ class RuntimePrefix:
                 scope["path"] = path[index:]
                 scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
+
+
+class ObjectStoreDispatch:
+    """Send S3 requests (recognised by their signing) to the built-in object store.
+
+    qrmi is given one base URL for IAM, the API and S3; S3 paths are `/{bucket}/{key}` and
+    could be anything, so requests are told apart by S3 markers rather than by path.
+    """
+
+    def __init__(self, app: ASGIApp, storage: ASGIApp) -> None:
+        self.app = app
+        self.storage = storage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_s3_request(scope):
+            await self.storage(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorState:
@@ -102,4 +121,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return RuntimePrefix(app)
+    storage = create_storage_app(settings.data_dir / "objects")
+    return ObjectStoreDispatch(RuntimePrefix(app), storage)

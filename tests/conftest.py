@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import EmulatorServer, emulator_env
+from tests.support import EmulatorServer, applied_env, emulator_env
 
 CLIENT_VARIABLES = (
     "QISKIT_IBM_TOKEN",
@@ -52,15 +51,9 @@ def client_env(
 ) -> Iterator[dict[str, str]]:
     """Apply `python -m emulator env` to this process, with an empty HOME (no saved accounts)."""
     values = emulator_env(server.url)
-    saved = {k: os.environ.get(k) for k in (*CLIENT_VARIABLES, "HOME")}
-    os.environ["HOME"] = str(tmp_path_factory.mktemp("home"))
-    os.environ.update(values)
-    yield values
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    assert set(values) >= set(CLIENT_VARIABLES)
+    with applied_env({**values, "HOME": str(tmp_path_factory.mktemp("home"))}):
+        yield values
 
 
 def bearer(url: str, api_key: str = "test-key") -> dict[str, str]:

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -125,3 +126,18 @@ def emulator_env(url: str, *extra: str) -> dict[str, str]:
             name, _, value = line[len("export ") :].partition("=")
             values[name] = shlex.split(value)[0] if value else ""
     return values
+
+
+@contextmanager
+def applied_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in this process's environment (where the clients read it), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -13,7 +13,7 @@ from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qiskit.circuit import QuantumCircuit
+from qiskit.circuit import QuantumCircuit, Qubit
 from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
@@ -159,7 +159,7 @@ def _json_type(value: Any) -> str:
 def decode_circuit(value: Any, path: str, snapshot: BackendSnapshot) -> QuantumCircuit:
     """A decoded QPY circuit or a QASM 3 string, no wider than the backend."""
     if isinstance(value, str):
-        value = _load_qasm3(value, path)
+        value = _widen_physical(_load_qasm3(value, path), snapshot)
     if not isinstance(value, QuantumCircuit):
         raise InvalidParams(path, f"expected a QuantumCircuit, got {_json_type(value)}")
     check_width(value, path, snapshot)
@@ -174,6 +174,19 @@ def check_width(circuit: QuantumCircuit, path: str, snapshot: BackendSnapshot) -
             f"circuit has {circuit.num_qubits} qubits but backend {snapshot.name} "
             f"has {snapshot.num_qubits}",
         )
+
+
+def _widen_physical(circuit: QuantumCircuit, snapshot: BackendSnapshot) -> QuantumCircuit:
+    """Give a QASM 3 program on physical qubits (`$k`) the device's width.
+
+    The importer stops at the highest `$k` used, but observables and layouts of ISA pubs span
+    the whole device (qrmi sends 156-qubit observables with a 2-qubit Bell program on ibm_fez).
+    Idle qubits cost nothing: simulation is reduced to the qubits the circuit touches.
+    """
+    missing = snapshot.num_qubits - circuit.num_qubits
+    if circuit.layout is not None and missing > 0:
+        circuit.add_bits([Qubit() for _ in range(missing)])
+    return circuit
 
 
 def _load_qasm3(text: str, path: str) -> QuantumCircuit:

@@ -581,7 +581,6 @@ def test_stored_params_that_no_longer_validate_fail_the_job(manila: BackendSnaps
 
 
 def test_qasm3_circuits_are_accepted(manila: BackendSnapshot) -> None:
-    pytest.importorskip("qiskit_qasm3_import", reason="needs qiskit[qasm3-import]")
     qasm = (
         'OPENQASM 3.0; include "stdgates.inc"; bit[2] c; '
         "x $0; cx $0, $1; c[0] = measure $0; c[1] = measure $1;"
@@ -589,6 +588,18 @@ def test_qasm3_circuits_are_accepted(manila: BackendSnapshot) -> None:
     params = {"pubs": [[qasm, None, 20]], "options": {"simulator": {"seed_simulator": 1}}}
     result = decode("sampler", run("sampler", params, manila).result)
     assert sum(result[0].data.c.get_counts().values()) == 20
+
+
+def test_qasm3_on_physical_qubits_takes_device_wide_observables(manila: BackendSnapshot) -> None:
+    # What qrmi sends: an ISA program on $1, $2 and observables as wide as the device.
+    qasm = 'OPENQASM 3.0; include "stdgates.inc"; h $1; cx $1, $2;'
+    params = {
+        "pubs": [[qasm, [{"IIZZI": 1.0}, {"IIXXI": 1.0}, {"ZZIII": 1.0}]]],
+        "options": {"seed_estimator": 3, "simulator": {"seed_simulator": 3}},
+        "version": 2,
+    }
+    evs = decode("estimator", run("estimator", params, manila).result)[0].data.evs
+    assert evs[0] > 0.8 and evs[1] > 0.8 and abs(evs[2] - 1.0) < 0.05  # idle qubits stay |0>
 
 
 def test_numpy_metadata_is_sanitised() -> None:
