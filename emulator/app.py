@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,10 +21,12 @@ from emulator.config import Settings
 from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
+from emulator.jobs.session_service import SessionService
 from emulator.jobs.watch import JobWatch
 from emulator.runtime_state import EmulatorState
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
+from emulator.store.sessions import SessionStore
 
 log = logging.getLogger("emulator")
 
@@ -85,14 +88,17 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         if start_workers
         else None
     )
+    session_store = SessionStore(repo, settings.session_policy)
     jobs = JobService(
         repo,
         backends,
         hooks=pool,
         lanes=settings.lane_limit,
         reservations=settings.reservation_list,
+        sessions=session_store,
     )
-    return EmulatorState(settings, access, backends, repo, jobs, pool, watch)
+    sessions = SessionService(session_store, backends)
+    return EmulatorState(settings, access, backends, repo, jobs, pool, watch, sessions)
 
 
 def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
@@ -104,9 +110,16 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         app.state.emulator = state
         if state.pool is not None:
             state.pool.start()
+        stop_settling = threading.Event()
+        settler = threading.Thread(
+            target=state.sessions.settle_forever, args=(stop_settling,), daemon=True
+        )
+        settler.start()
         try:
             yield
         finally:
+            stop_settling.set()
+            settler.join(5)
             if state.pool is not None:
                 state.pool.stop()
             state.repo.engine.dispose()

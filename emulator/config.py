@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.jobs.admission import LaneLimit, LaneRule, Reservation, parse_reservation
+from emulator.jobs.sessions import SessionPolicy
 
 DEFAULT_INSTANCE_CRN = (
     "crn:v1:bluemix:public:quantum-computing:us-east:a/emulator:"
@@ -106,6 +107,15 @@ class Settings:
     status_hold_ms: int = _setting(
         250, "how long a status poll of an unfinished job waits for it to end; 0 disables"
     )
+    session_max_ttl: int = _setting(
+        28800, "a session's max_ttl in seconds when POST /sessions gives none (IBM: 8 hours)"
+    )
+    session_interactive_ttl: int = _setting(
+        60, "seconds a session stays active after a job ends, waiting for the next one"
+    )
+    session_idle_timeout: int = _setting(
+        1800, "seconds without jobs after which a session closes (IBM: 30 minutes)"
+    )
 
     def __post_init__(self) -> None:
         # 0 workers is allowed: jobs are accepted and stay Queued (API-only use, tests).
@@ -120,6 +130,9 @@ class Settings:
             raise SettingsError("lanes_per_backend: must be >= 1")
         if self.lane_rule not in ("all", "running"):
             raise SettingsError("lane_rule: must be 'all' or 'running'")
+        for name in ("session_max_ttl", "session_interactive_ttl", "session_idle_timeout"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be >= 1 second")
         if self.request_read_timeout < 1:
             raise SettingsError("request_read_timeout: must be >= 1 second")
         try:
@@ -139,6 +152,14 @@ class Settings:
     @property
     def lane_limit(self) -> LaneLimit:
         return LaneLimit(self.lanes_per_backend, LaneRule(self.lane_rule))
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            default_max_ttl=self.session_max_ttl,
+            interactive_ttl=self.session_interactive_ttl,
+            idle_close=self.session_idle_timeout,
+        )
 
     @property
     def default_instance(self) -> Instance:

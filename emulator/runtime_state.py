@@ -9,6 +9,7 @@ from emulator.config import Settings
 from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
+from emulator.jobs.session_service import SessionService
 from emulator.jobs.watch import JobWatch
 from emulator.store.repository import Repository
 
@@ -22,3 +23,4 @@ class EmulatorState:
     jobs: JobService
     pool: WorkerPool | None
     watch: JobWatch
+    sessions: SessionService

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -141,3 +141,12 @@ def applied_env(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def service_for(server: EmulatorServer, *env_args: str) -> Iterator[Any]:
+    """A QiskitRuntimeService configured only by `python -m emulator env` for `server`."""
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    with applied_env(emulator_env(server.url, *env_args)):
+        yield QiskitRuntimeService()

@@ -124,3 +124,26 @@ class LanesFull(EmulatorError):
             f"The maximum number of execution lanes for backend {backend} has been reached "
             f"({limit})."
         )
+
+
+class SessionNotFound(EmulatorError):
+    """No session of that id in the caller's instance."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session not found. Session ID: {session_id}")
+        self.session_id = session_id
+
+
+class UnknownSessionInRequest(InvalidRequest):
+    """A submission names a session that does not exist (a bad field, not a missing resource)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__("session_id", f"no session {session_id} in this instance")
+
+
+class SessionClosed(EmulatorError):
+    """A job for a session that is closed or no longer accepts jobs."""
+
+
+class SessionBackendMismatch(EmulatorError):
+    """A job for a session that runs on another backend."""

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from sqlalchemy import Connection
+
 from emulator import programs
 from emulator.ids import new_id
 from emulator.jobs.admission import LaneLimit, Reservation, active_reservation
@@ -31,6 +33,7 @@ from emulator.jobs.model import (
     utcnow,
 )
 from emulator.store.repository import Repository
+from emulator.store.sessions import SessionStore
 
 
 class ExecutionHooks(Protocol):
@@ -61,8 +64,10 @@ class JobService:
         *,
         lanes: LaneLimit | None = None,
         reservations: tuple[Reservation, ...] = (),
+        sessions: SessionStore | None = None,
     ) -> None:
         self.repo = repo
+        self.sessions = sessions
         self.backends = backends
         self.lanes = lanes or LaneLimit(5)
         self.reservations = reservations
@@ -85,6 +90,13 @@ class JobService:
                 programs.validate_params(request.program_id, request.params, backend.snapshot)
             except programs.InvalidParams as exc:
                 raise InvalidRequest(exc.field, exc.message) from exc
+        admit = None
+        if request.session_id and self.sessions is not None:
+            session_store, session_id = self.sessions, request.session_id
+
+            def admit(conn: Connection) -> None:
+                session_store.admit_job(conn, owner.instance, session_id, backend.name)
+
         job = self.repo.create_job(
             NewJob(
                 id=self._new_id(),
@@ -102,7 +114,8 @@ class JobService:
                 calibration_id=request.calibration_id,
                 caller=request.caller,
                 time_limit=request.cost,
-            )
+            ),
+            admit=admit,
         )
         self.hooks.job_submitted()
         return job

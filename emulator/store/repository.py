@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    case,
     delete,
     distinct,
     func,
@@ -48,7 +49,7 @@ from emulator.jobs.model import (
     Owner,
     utcnow,
 )
-from emulator.store.tables import job_events, job_tags, jobs
+from emulator.store.tables import job_events, job_tags, jobs, sessions
 
 # Columns of a snapshot without the (possibly large) params and result texts.
 _SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
@@ -128,17 +129,25 @@ class Repository:
 
     # -- create / read -----------------------------------------------------------------------
 
-    def create_job(self, job: NewJob, lanes: LaneLimit | None = None) -> JobSnapshot:
+    def create_job(
+        self,
+        job: NewJob,
+        lanes: LaneLimit | None = None,
+        admit: Callable[[Connection], None] | None = None,
+    ) -> JobSnapshot:
         """Store a new Queued job with its tags and a first log line.
 
         With `lanes`, the id must be new (DuplicateJobId) and the backend must have a free
-        execution lane (LanesFull); both are checked in the inserting transaction, so
-        concurrent submissions cannot overfill a backend.
+        execution lane (LanesFull); `admit` may refuse the job by raising (e.g. its session
+        is closed). All are checked in the inserting transaction, so concurrent submissions
+        cannot overfill a backend or slip into a session that is closing.
         """
         now = utcnow()
         with self.engine.begin() as conn:
             if lanes is not None:
                 self._admit(conn, job, lanes)
+            if admit is not None:
+                admit(conn)
             try:
                 conn.execute(
                     insert(jobs).values(
@@ -374,13 +383,29 @@ class Repository:
     # -- worker side ---------------------------------------------------------------------------
 
     def claim_next(self, worker_id: str) -> JobSnapshot | None:
-        """Atomically move the oldest Queued job to Running for `worker_id`."""
+        """Atomically move the next Queued job to Running for `worker_id`.
+
+        Jobs of dedicated sessions go first and one at a time per session (in order);
+        then everything else, oldest first. Batch jobs run in parallel like any others.
+        """
+        busy = jobs.alias("busy")
+        session_busy = (
+            select(busy.c.id)
+            .where(busy.c.session_id == jobs.c.session_id, busy.c.state == JobState.RUNNING.value)
+            .exists()
+        )
+        # Outer join: jobs without a session have a NULL mode, which must compare false.
+        dedicated = func.coalesce(sessions.c.mode, "") == "dedicated"
         next_id = (
             select(jobs.c.id)
-            .where(jobs.c.state == JobState.QUEUED.value)
-            .order_by(jobs.c.created_at, jobs.c.id)
+            .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
+            .where(
+                jobs.c.state == JobState.QUEUED.value,
+                ~and_(dedicated, session_busy),
+            )
+            .order_by(case((dedicated, 0), else_=1), jobs.c.created_at, jobs.c.id)
             .limit(1)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=jobs, skip_locked=True)
             .scalar_subquery()
         )
         now = utcnow()

@@ -58,6 +58,24 @@ jobs = Table(
 Index("ix_jobs_instance_created", jobs.c.instance, jobs.c.api, jobs.c.created_at)
 Index("ix_jobs_backend_api", jobs.c.backend, jobs.c.api)
 Index("ix_jobs_state_created", jobs.c.state, jobs.c.created_at)
+Index("ix_jobs_session", jobs.c.session_id)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("instance", String(255), nullable=False),
+    Column("backend", String(128), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("max_ttl", Integer, nullable=False),
+    Column("interactive_ttl", Integer, nullable=False),
+    Column("accepting_jobs", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("closed_at", DateTime),
+    Column("state_reason", Text),
+    CheckConstraint("mode IN ('dedicated', 'batch')", name="session_mode_valid"),
+)
+Index("ix_sessions_instance", sessions.c.instance, sessions.c.created_at)
 
 job_tags = Table(
     "job_tags",

@@ -3,10 +3,8 @@ pagination, and persistence across a server restart."""
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,30 +12,14 @@ import psutil
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobMaxTimeoutError
 
 from tests.circuits import long_running_circuit
 from tests.conftest import bearer
-from tests.support import EmulatorServer, emulator_env, wait_until
+from tests.support import EmulatorServer, service_for, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def service_for(server: EmulatorServer, *env_args: str) -> Iterator[QiskitRuntimeService]:
-    """A client configured only by `python -m emulator env` for this server."""
-    values = emulator_env(server.url, *env_args)
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield QiskitRuntimeService()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:  # noqa: ANN001

@@ -24,6 +24,9 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.TooManyTags, 400, "1204"),
     (e.InvalidRequest, 400, "1002"),
     (e.JobNotFound, 404, "1291"),
+    (e.SessionNotFound, 404, "1218"),
+    (e.SessionClosed, 409, "1217"),
+    (e.SessionBackendMismatch, 409, "1002"),
     (e.RequestTooLarge, 413, "1413"),
     (e.RequestTimeout, 408, "1408"),
     (e.BackendDataNotFound, 404, "1009"),
@@ -43,6 +46,8 @@ SOLUTIONS = {
     "1291": "Verify the job ID is correct, and that you have the correct access permissions.",
     "1306": "Only queued or running jobs can be cancelled.",
     "1337": "Postpone job deletion until the job is in a terminal state.",
+    "1217": "Open a new session (or batch) and submit the job to it.",
+    "1218": "Verify the session ID is correct, and that you use the instance that created it.",
 }
 
 

@@ -207,6 +207,44 @@ async def list_tags(request: Request) -> Response:
     return JSONResponse({"tags": tags})
 
 
+# -- sessions and batches -----------------------------------------------------------------------
+
+
+async def create_session(request: Request) -> Response:
+    session_request = schemas.parse_session_request(await _read_json(request))
+    session = await run_in_threadpool(
+        _state(request).sessions.create, _owner(request).instance, session_request
+    )
+    return JSONResponse(views.session_view(session, utcnow()))
+
+
+async def get_session(request: Request) -> Response:
+    session = await run_in_threadpool(
+        _state(request).sessions.get, _owner(request).instance, request.path_params["session_id"]
+    )
+    return JSONResponse(views.session_view(session, utcnow()))
+
+
+async def update_session(request: Request) -> Response:
+    accepting = schemas.parse_session_update(await _read_json(request))
+    await run_in_threadpool(
+        _state(request).sessions.set_accepting,
+        _owner(request).instance,
+        request.path_params["session_id"],
+        accepting,
+    )
+    return Response(status_code=204)
+
+
+async def cancel_session(request: Request) -> Response:
+    await run_in_threadpool(
+        _state(request).sessions.cancel,
+        _owner(request).instance,
+        request.path_params["session_id"],
+    )
+    return Response(status_code=204)
+
+
 routes = [
     Route("/backends", list_backends),
     Route("/backends/{name}/configuration", backend_configuration),
@@ -225,6 +263,10 @@ routes = [
     Route("/jobs/{job_id}/metrics", job_metrics),
     Route("/jobs/{job_id}/tags", replace_job_tags, methods=["PUT"]),
     Route("/tags", list_tags),
+    Route("/sessions", create_session, methods=["POST"]),
+    Route("/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/sessions/{session_id}", update_session, methods=["PATCH"]),
+    Route("/sessions/{session_id}/close", cancel_session, methods=["DELETE"]),
 ]
 
 middleware = [

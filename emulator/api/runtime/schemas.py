@@ -10,6 +10,7 @@ from dateutil import parser as dateparser
 
 from emulator.jobs.errors import InvalidRequest, TooManyTags
 from emulator.jobs.model import JobFilter, JobRequest, naive_utc
+from emulator.jobs.sessions import SessionMode, SessionRequest
 
 MAX_TAGS = 8
 MAX_TAG_LENGTH = 86
@@ -132,3 +133,30 @@ def parse_job_filter(query: Mapping[str, str], tags: list[str]) -> tuple[JobFilt
     )
     exclude = query.get("exclude_params")
     return flt, (False if exclude is None else _bool(exclude, "exclude_params"))
+
+
+def parse_session_request(body: Any) -> SessionRequest:
+    """`POST /sessions` body. Unknown keys (`instance`, channel-partner TTLs) are ignored."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body", "must be a JSON object")
+    mode = body.get("mode")
+    if mode not in [m.value for m in SessionMode]:
+        raise InvalidRequest("mode", "is required and must be 'dedicated' or 'batch'")
+    backend = body.get("backend")
+    if backend is None:
+        backend = body.get("backend_name")
+    if not isinstance(backend, str) or not backend:
+        raise InvalidRequest("backend", "is required and must be a non-empty string")
+    max_ttl = body.get("max_ttl")
+    if max_ttl is not None and (
+        isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or max_ttl < 1
+    ):
+        raise InvalidRequest("max_ttl", "must be an integer number of seconds >= 1")
+    return SessionRequest(mode=SessionMode(mode), backend=backend, max_ttl=max_ttl)
+
+
+def parse_session_update(body: Any) -> bool:
+    """`PATCH /sessions/{id}` body → the new `accepting_jobs`."""
+    if not isinstance(body, dict) or not isinstance(body.get("accepting_jobs"), bool):
+        raise InvalidRequest("accepting_jobs", "is required and must be true or false")
+    return bool(body["accepting_jobs"])

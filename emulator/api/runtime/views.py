@@ -11,6 +11,7 @@ import qiskit
 from emulator.config import Instance
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.model import JobSnapshot, JobState, isoformat
+from emulator.jobs.sessions import SessionSnapshot, SessionState
 
 # The client treats only these five values as meaningful; anything else is polled forever.
 STATUS = {
@@ -138,4 +139,40 @@ def usage_view(instance: Instance, consumed: float, now: datetime) -> dict[str, 
         "usage_consumed_seconds": round(consumed, 6),
         "usage_limit_reached": False,
         "usage_period": {"start_time": isoformat(start), "end_time": isoformat(end)},
+    }
+
+
+def session_view(session: SessionSnapshot, now: datetime) -> dict[str, Any]:
+    """`GET /sessions/{id}`: every field `details()`, `status()`, `usage()`, `from_id` read."""
+    jobs = session.jobs
+    timestamps = [{"status": "open", "timestamp": isoformat(session.created_at)}]
+    if jobs.first_started is not None:
+        timestamps.append({"status": "active", "timestamp": isoformat(jobs.first_started)})
+    if session.state is SessionState.INACTIVE and jobs.last_finished is not None:
+        inactive_at = jobs.last_finished + timedelta(seconds=session.interactive_ttl)
+        timestamps.append({"status": "inactive", "timestamp": isoformat(min(inactive_at, now))})
+    if session.closed_at is not None:
+        timestamps.append({"status": "closed", "timestamp": isoformat(session.closed_at)})
+    active_ttl = None
+    if jobs.first_started is not None:
+        used = (now if session.closed_at is None else session.closed_at) - jobs.first_started
+        active_ttl = max(0, session.max_ttl - int(used.total_seconds()))
+    return {
+        "id": session.id,
+        "backend_name": session.backend,
+        "mode": session.mode.value,
+        "state": session.state.value,
+        "state_reason": session.state_reason,
+        "accepting_jobs": session.accepting_jobs,
+        "max_ttl": session.max_ttl,
+        "interactive_ttl": session.interactive_ttl,
+        "active_ttl": active_ttl if active_ttl is not None else session.max_ttl,
+        "started_at": isoformat(session.created_at),
+        "activated_at": isoformat(jobs.first_started),
+        "closed_at": isoformat(session.closed_at),
+        "last_job_started": isoformat(jobs.last_started),
+        "last_job_completed": isoformat(jobs.last_finished),
+        "elapsed_time": round(jobs.elapsed_seconds, 6),
+        "timestamps": timestamps,
+        "user_id": USER_ID,
     }
