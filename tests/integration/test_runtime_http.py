@@ -129,6 +129,22 @@ def test_versions_need_no_token(server: EmulatorServer) -> None:
     assert {"version": "2026-04-15", "status": "live"} in versions
 
 
+@pytest.mark.parametrize(
+    ("asked", "served"),
+    [
+        ("2026-04-15", "2026-04-15"),
+        ("2027-01-01", "2026-04-15"),
+        ("2020-05-05", "2025-01-01"),
+        ("not-a-date", "2026-04-15"),
+    ],
+)
+def test_any_ibm_api_version_is_accepted(api: httpx.Client, asked: str, served: str) -> None:
+    response = api.get("/backends", headers={"IBM-API-Version": asked})
+    assert response.status_code == 200 and response.headers["IBM-API-Version"] == served
+    error = api.get("/jobs/nope", headers={"IBM-API-Version": asked})
+    assert error.status_code == 404 and error.headers["IBM-API-Version"] == served
+
+
 # -- backends ------------------------------------------------------------------------------------
 
 

@@ -61,3 +61,15 @@ def test_instances_parse_names_and_regions() -> None:
 def test_bad_values_name_the_setting(cli: dict[str, object], field: str) -> None:
     with pytest.raises(SettingsError, match=field):
         Settings.from_sources(cli, {})
+
+
+def test_any_api_version_is_served_as_the_nearest_supported_one() -> None:
+    from emulator.api.runtime.versions import API_VERSIONS, served_version
+
+    latest = API_VERSIONS[-1]["version"]
+    assert served_version("2026-04-15") == "2026-04-15"
+    assert served_version("2026-04-20") == "2026-04-15"
+    assert served_version("2026-03-10") == "2026-03-15"
+    assert served_version("1999-01-01") == API_VERSIONS[0]["version"]
+    assert served_version("2031-12-31") == latest
+    assert served_version("banana") == latest and served_version(None) == latest

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
 from emulator.api.runtime import errors, schemas, views
+from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
 from emulator.config import Instance
 from emulator.jobs.errors import BackendDataNotFound, InvalidRequest
 from emulator.jobs.model import Api, Owner, utcnow
@@ -88,7 +89,7 @@ async def instance_usage(request: Request) -> Response:
 
 
 async def versions(request: Request) -> Response:
-    return JSONResponse({"versions": views.API_VERSIONS})
+    return JSONResponse({"versions": API_VERSIONS})
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ routes = [
 ]
 
 middleware = [
+    Middleware(ApiVersion),
     Middleware(ErrorBoundary, render=errors.render),
     Middleware(Tenancy, api=Api.RUNTIME, public_paths=PUBLIC_PATHS),
 ]

@@ -23,12 +23,6 @@ STATUS = {
 }
 RAN_TOO_LONG = 1305
 USER_ID = "emulator-user"
-API_VERSIONS = [
-    {"version": "2025-01-01", "status": "deprecated", "sunset_date": "2026-06-01"},
-    {"version": "2026-02-01", "status": "live"},
-    {"version": "2026-03-15", "status": "live"},
-    {"version": "2026-04-15", "status": "live"},
-]
 
 
 def _usage(job: JobSnapshot) -> dict[str, Any]:
