@@ -96,6 +96,7 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         lanes=settings.lane_limit,
         reservations=settings.reservation_list,
         sessions=session_store,
+        limits=settings.instance_limits,
     )
     sessions = SessionService(session_store, backends)
     return EmulatorState(settings, access, backends, repo, jobs, pool, watch, sessions)

@@ -13,7 +13,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from emulator.jobs.admission import LaneLimit, LaneRule, Reservation, parse_reservation
+from emulator.jobs.admission import (
+    InstanceLimits,
+    LaneLimit,
+    LaneRule,
+    Reservation,
+    parse_reservation,
+)
 from emulator.jobs.sessions import SessionPolicy
 
 DEFAULT_INSTANCE_CRN = (
@@ -107,6 +113,12 @@ class Settings:
     status_hold_ms: int = _setting(
         250, "how long a status poll of an unfinished job waits for it to end; 0 disables"
     )
+    max_pending_jobs: int = _setting(
+        0, "Runtime jobs an instance may have Queued or Running at once (429 beyond); 0: no limit"
+    )
+    jobs_per_minute: int = _setting(
+        0, "Runtime job submissions per instance per minute (429 beyond); 0: no limit"
+    )
     session_max_ttl: int = _setting(
         28800, "a session's max_ttl in seconds when POST /sessions gives none (IBM: 8 hours)"
     )
@@ -130,6 +142,8 @@ class Settings:
             raise SettingsError("lanes_per_backend: must be >= 1")
         if self.lane_rule not in ("all", "running"):
             raise SettingsError("lane_rule: must be 'all' or 'running'")
+        if self.max_pending_jobs < 0 or self.jobs_per_minute < 0:
+            raise SettingsError("max_pending_jobs, jobs_per_minute: must be >= 0 (0: no limit)")
         for name in ("session_max_ttl", "session_interactive_ttl", "session_idle_timeout"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be >= 1 second")
@@ -152,6 +166,10 @@ class Settings:
     @property
     def lane_limit(self) -> LaneLimit:
         return LaneLimit(self.lanes_per_backend, LaneRule(self.lane_rule))
+
+    @property
+    def instance_limits(self) -> InstanceLimits:
+        return InstanceLimits(max_pending=self.max_pending_jobs, per_minute=self.jobs_per_minute)
 
     @property
     def session_policy(self) -> SessionPolicy:

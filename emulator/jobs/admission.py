@@ -88,3 +88,16 @@ def active_reservation(
         if reservation.backend == backend and reservation.active(now):
             return reservation
     return None
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    """Per-instance submission limits of the Runtime API; 0 switches a limit off."""
+
+    max_pending: int = 0
+    per_minute: int = 0
+    pending_retry_after: int = 5
+
+    @property
+    def active(self) -> bool:
+        return self.max_pending > 0 or self.per_minute > 0

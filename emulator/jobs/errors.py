@@ -147,3 +147,19 @@ class SessionClosed(EmulatorError):
 
 class SessionBackendMismatch(EmulatorError):
     """A job for a session that runs on another backend."""
+
+
+class TooManyRequests(EmulatorError):
+    """A limit on submissions was reached; `retry_after` says when to try again (seconds)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class PendingJobsLimit(TooManyRequests):
+    """The instance already has its maximum of Queued + Running jobs."""
+
+
+class SubmissionRateLimited(TooManyRequests):
+    """The instance submitted its maximum of jobs in the last minute."""

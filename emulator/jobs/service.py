@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from emulator import programs
 from emulator.ids import new_id
-from emulator.jobs.admission import LaneLimit, Reservation, active_reservation
+from emulator.jobs.admission import InstanceLimits, LaneLimit, Reservation, active_reservation
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.errors import (
     BackendNotFound,
@@ -65,9 +65,11 @@ class JobService:
         lanes: LaneLimit | None = None,
         reservations: tuple[Reservation, ...] = (),
         sessions: SessionStore | None = None,
+        limits: InstanceLimits | None = None,
     ) -> None:
         self.repo = repo
         self.sessions = sessions
+        self.limits = limits or InstanceLimits()
         self.backends = backends
         self.lanes = lanes or LaneLimit(5)
         self.reservations = reservations
@@ -90,11 +92,13 @@ class JobService:
                 programs.validate_params(request.program_id, request.params, backend.snapshot)
             except programs.InvalidParams as exc:
                 raise InvalidRequest(exc.field, exc.message) from exc
-        admit = None
-        if request.session_id and self.sessions is not None:
-            session_store, session_id = self.sessions, request.session_id
+        session_store, session_id, limits = self.sessions, request.session_id, self.limits
 
-            def admit(conn: Connection) -> None:
+        def admit(conn: Connection) -> None:
+            # Limits first: a client over its limits learns that, whatever else is wrong.
+            if limits.active:
+                Repository.admit_instance(conn, owner, limits)
+            if session_id and session_store is not None:
                 session_store.admit_job(conn, owner.instance, session_id, backend.name)
 
         job = self.repo.create_job(

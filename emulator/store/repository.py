@@ -6,6 +6,7 @@ a write), so two racing writers — a cancel and a worker finishing — cannot b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from emulator.jobs.admission import LaneLimit
+from emulator.jobs.admission import InstanceLimits, LaneLimit
 from emulator.jobs.errors import (
     DuplicateJobId,
     InvalidRequest,
@@ -35,6 +36,8 @@ from emulator.jobs.errors import (
     JobNotFound,
     JobNotTerminal,
     LanesFull,
+    PendingJobsLimit,
+    SubmissionRateLimited,
 )
 from emulator.jobs.model import (
     ALLOWED_FROM,
@@ -197,6 +200,42 @@ class Repository:
             held = held.where(jobs.c.state.in_([s.value for s in lanes.rule.states]))
         if conn.execute(held).scalar_one() >= lanes.limit:
             raise LanesFull(job.backend, lanes.limit)
+
+    @staticmethod
+    def admit_instance(conn: Connection, owner: Owner, limits: InstanceLimits) -> None:
+        """Inside a job's insert transaction: refuse it past the instance's limits (429)."""
+        mine = (jobs.c.instance == owner.instance, jobs.c.api == owner.api.value)
+        if limits.max_pending > 0:
+            pending = conn.execute(
+                select(func.count())
+                .select_from(jobs)
+                .where(*mine, jobs.c.state.in_([s.value for s in PENDING]))
+            ).scalar_one()
+            if pending >= limits.max_pending:
+                raise PendingJobsLimit(
+                    f"You have reached the maximum of {limits.max_pending} pending jobs "
+                    "(queued or running); wait for one to finish or cancel one.",
+                    limits.pending_retry_after,
+                )
+        if limits.per_minute > 0:
+            window_start = utcnow() - timedelta(minutes=1)
+            recent = (
+                conn.execute(
+                    select(jobs.c.created_at)
+                    .where(*mine, jobs.c.created_at > window_start)
+                    .order_by(jobs.c.created_at)
+                )
+                .scalars()
+                .all()
+            )
+            if len(recent) >= limits.per_minute:
+                oldest_leaves = recent[len(recent) - limits.per_minute] + timedelta(minutes=1)
+                wait = math.ceil((oldest_leaves - utcnow()).total_seconds())
+                raise SubmissionRateLimited(
+                    f"Too many job submissions: the limit is {limits.per_minute} per minute "
+                    "for this instance.",
+                    wait,
+                )
 
     def set_params(self, job_id: str, params: str) -> None:
         """Keep the input a Direct Access worker fetched, for inspection."""

@@ -24,6 +24,8 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.TooManyTags, 400, "1204"),
     (e.InvalidRequest, 400, "1002"),
     (e.JobNotFound, 404, "1291"),
+    (e.PendingJobsLimit, 429, "3458"),
+    (e.SubmissionRateLimited, 429, "1202"),
     (e.SessionNotFound, 404, "1218"),
     (e.SessionClosed, 409, "1217"),
     (e.SessionBackendMismatch, 409, "1002"),
@@ -47,6 +49,8 @@ SOLUTIONS = {
     "1306": "Only queued or running jobs can be cancelled.",
     "1337": "Postpone job deletion until the job is in a terminal state.",
     "1217": "Open a new session (or batch) and submit the job to it.",
+    "3458": "Wait for a pending job to finish (or cancel one), then submit again.",
+    "1202": "Reduce the request rate and try again after Retry-After seconds.",
     "1218": "Verify the session ID is correct, and that you use the instance that created it.",
 }
 
@@ -67,7 +71,10 @@ def render(request: Request, exc: Exception) -> Response:
     """Map any exception raised by a Runtime route to the envelope."""
     for cls, status, code in STATUS_AND_CODE:
         if isinstance(exc, cls):
-            return envelope(status, code, str(exc), SOLUTIONS.get(code, ""))
+            response = envelope(status, code, str(exc), SOLUTIONS.get(code, ""))
+            if isinstance(exc, e.TooManyRequests):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
     if isinstance(exc, HTTPException):
         message = "Not found." if exc.status_code == 404 else str(exc.detail)
         return envelope(exc.status_code, str(exc.status_code), message)
