@@ -8,6 +8,24 @@ from qiskit import QuantumCircuit
 from qiskit.transpiler import Target
 
 
+def bell(measure: bool = True) -> QuantumCircuit:
+    """The 2-qubit Bell pair, measured unless `measure` is false (for the Estimator)."""
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
+def isa(backend: object, circuit: QuantumCircuit) -> QuantumCircuit:
+    """`circuit` transpiled for `backend` as users do, with a fixed transpiler seed."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    pm = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=1)
+    return pm.run(circuit)
+
+
 def long_running_circuit(width: int = 18, layers: int = 3) -> QuantumCircuit:
     """Noisy trajectories of an entangled 18-qubit circuit: minutes of CPU for 1000 shots, 4 MB.
 

@@ -10,29 +10,14 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from qiskit import QuantumCircuit
-from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobMaxTimeoutError
 
-from tests.circuits import long_running_circuit
+from tests.circuits import bell, isa, long_running_circuit
 from tests.conftest import bearer
 from tests.support import EmulatorServer, service_for, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:  # noqa: ANN001
-    pm = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=1)
-    return pm.run(circuit)
-
-
-def bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
 
 
 @pytest.fixture(scope="module")

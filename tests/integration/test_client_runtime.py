@@ -7,13 +7,14 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2
 from qiskit_ibm_runtime.exceptions import (
     RuntimeInvalidStateError,
     RuntimeJobFailureError,
     RuntimeJobNotFound,
 )
+
+from tests.circuits import bell, isa
 
 pytestmark = pytest.mark.slow
 
@@ -28,21 +29,6 @@ def service(client_env: dict[str, str]) -> QiskitRuntimeService:
 @pytest.fixture(scope="module")
 def brisbane(service: QiskitRuntimeService):  # noqa: ANN201 - IBMBackend
     return service.backend("ibm_brisbane")
-
-
-def bell(measure: bool = True) -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    if measure:
-        qc.measure_all()
-    return qc
-
-
-def isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:  # noqa: ANN001
-    return generate_preset_pass_manager(
-        backend=backend, optimization_level=1, seed_transpiler=1
-    ).run(circuit)
 
 
 def assert_bell_counts(counts: dict[str, int], shots: int) -> None:

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
-from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import (
     Batch,
     EstimatorV2,
@@ -19,6 +18,7 @@ from qiskit_ibm_runtime import (
 )
 from qiskit_ibm_runtime.exceptions import IBMInputValueError, IBMRuntimeError
 
+from tests.circuits import bell, isa
 from tests.conftest import bearer
 from tests.integration.test_runtime_http import sampler_body
 from tests.support import EmulatorServer, service_for, wait_until
@@ -26,20 +26,6 @@ from tests.support import EmulatorServer, service_for, wait_until
 pytestmark = pytest.mark.slow
 
 BACKEND = "fake_manila"
-
-
-def bell(measure: bool = True) -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    if measure:
-        qc.measure_all()
-    return qc
-
-
-def isa(backend: Any, circuit: QuantumCircuit) -> QuantumCircuit:
-    pm = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=1)
-    return pm.run(circuit)
 
 
 @pytest.fixture(scope="module")

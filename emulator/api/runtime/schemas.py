@@ -44,6 +44,16 @@ def parse_tags(value: Any, field: str = "tags") -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _backend_field(body: Mapping[str, Any]) -> str:
+    """`backend` (or IBM's older `backend_name`): required, a non-empty string."""
+    backend = body.get("backend")
+    if backend is None:
+        backend = body.get("backend_name")
+    if not isinstance(backend, str) or not backend:
+        raise InvalidRequest("backend", "is required and must be a non-empty string")
+    return backend
+
+
 def parse_job_request(body: Any, caller: str | None) -> JobRequest:
     """`POST /jobs` body → JobRequest. Unknown keys are ignored, as IBM's server does."""
     if not isinstance(body, dict):
@@ -51,11 +61,7 @@ def parse_job_request(body: Any, caller: str | None) -> JobRequest:
     program_id = body.get("program_id")
     if not isinstance(program_id, str) or not program_id:
         raise InvalidRequest("program_id", "is required and must be a non-empty string")
-    backend = body.get("backend")
-    if backend is None:
-        backend = body.get("backend_name")
-    if not isinstance(backend, str) or not backend:
-        raise InvalidRequest("backend", "is required and must be a non-empty string")
+    backend = _backend_field(body)
     if "params" not in body:
         raise InvalidRequest("params", "is required")
     log_level = body.get("log_level") or "WARNING"
@@ -142,11 +148,7 @@ def parse_session_request(body: Any) -> SessionRequest:
     mode = body.get("mode")
     if mode not in [m.value for m in SessionMode]:
         raise InvalidRequest("mode", "is required and must be 'dedicated' or 'batch'")
-    backend = body.get("backend")
-    if backend is None:
-        backend = body.get("backend_name")
-    if not isinstance(backend, str) or not backend:
-        raise InvalidRequest("backend", "is required and must be a non-empty string")
+    backend = _backend_field(body)
     max_ttl = body.get("max_ttl")
     if max_ttl is not None and (
         isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or max_ttl < 1
