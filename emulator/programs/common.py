@@ -349,3 +349,20 @@ def format_qubits(qubits: set[int] | frozenset[int]) -> str:
     if len(ordered) > 12:
         return f"{len(ordered)} qubits ({ordered[0]}..{ordered[-1]})"
     return f"{len(ordered)} qubit{'s' if len(ordered) != 1 else ''} {ordered}"
+
+
+def check_version(params: Mapping[str, Any]) -> None:
+    """Only the V2 primitives exist on IBM's side any more."""
+    version = params.get("version")
+    if version is not None and (isinstance(version, bool) or version != 2):
+        raise InvalidParams("params.version", f"only version 2 is supported, got {version!r}")
+
+
+def decoded_options(params: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], SimulatorSettings]:
+    """The checks every primitive starts with: params object, version, options, simulator."""
+    params = require_mapping(params, "params")
+    check_version(params)
+    options = optional_mapping(
+        decode_markers(params.get("options"), "params.options"), "params.options"
+    )
+    return params, options, simulator_settings(options, "params.options")

@@ -20,20 +20,18 @@ from emulator.programs.common import (
     count,
     decode_circuit,
     decode_markers,
+    decoded_options,
     describe_error,
     encode,
     ignored_keys,
     new_seed,
-    optional_mapping,
     optional_seed,
     parse_params_json,
     positive_real,
-    require_mapping,
     sanitize,
-    simulator_settings,
 )
 from emulator.programs.errors import InvalidParams
-from emulator.programs.sampler import check_version, pubs_list
+from emulator.programs.sampler import pubs_list
 
 if TYPE_CHECKING:
     from qiskit.circuit import QuantumCircuit
@@ -69,12 +67,7 @@ def _resilience_level(value: Any, path: str) -> int | None:
 
 def prepare_estimator(params: Any, snapshot: BackendSnapshot) -> EstimatorJob:
     """Decode and check estimator params; raises InvalidParams naming the field."""
-    params = require_mapping(params, "params")
-    check_version(params)
-    options = optional_mapping(
-        decode_markers(params.get("options"), "params.options"), "params.options"
-    )
-    settings = simulator_settings(options, "params.options")
+    params, options, settings = decoded_options(params)
 
     # Precedence: pub precision > params.precision (IBM schema) > options.default_precision.
     default_precision = DEFAULT_PRECISION

@@ -21,16 +21,14 @@ from emulator.programs.common import (
     count,
     decode_circuit,
     decode_markers,
+    decoded_options,
     describe_error,
     encode,
     ignored_keys,
     new_seed,
-    optional_mapping,
     parse_params_json,
     positive_int,
-    require_mapping,
     sanitize,
-    simulator_settings,
 )
 from emulator.programs.errors import InvalidParams
 
@@ -49,13 +47,6 @@ class SamplerJob:
     ignored_options: list[str]
 
 
-def check_version(params: dict[str, Any]) -> None:
-    """Only the V2 primitives exist on IBM's side any more."""
-    version = params.get("version")
-    if version is not None and (isinstance(version, bool) or version != 2):
-        raise InvalidParams("params.version", f"only version 2 is supported, got {version!r}")
-
-
 def pubs_list(params: dict[str, Any]) -> list[Any]:
     """The non-empty `params.pubs` array."""
     pubs = params.get("pubs")
@@ -68,12 +59,7 @@ def pubs_list(params: dict[str, Any]) -> list[Any]:
 
 def prepare_sampler(params: Any, snapshot: BackendSnapshot) -> SamplerJob:
     """Decode and check sampler params; raises InvalidParams naming the field."""
-    params = require_mapping(params, "params")
-    check_version(params)
-    options = optional_mapping(
-        decode_markers(params.get("options"), "params.options"), "params.options"
-    )
-    settings = simulator_settings(options, "params.options")
+    params, options, settings = decoded_options(params)
 
     # Precedence: pub shots > params.shots (IBM schema) > options.default_shots > 4096.
     default_shots = DEFAULT_SHOTS

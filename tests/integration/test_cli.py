@@ -11,19 +11,10 @@ import httpx
 import pytest
 from qiskit_ibm_runtime.accounts import InvalidAccountError
 
-from tests.conftest import CRN_A, CRN_B, INSTANCES
-from tests.integration.test_client_lifecycle import service_for
-from tests.support import ROOT, EmulatorServer, emulator_env
+from tests.conftest import CLIENT_VARIABLES, CRN_A, CRN_B, INSTANCES
+from tests.support import ROOT, EmulatorServer, emulator_env, service_for
 
-EXPORTS = {
-    "QISKIT_IBM_TOKEN",
-    "QISKIT_IBM_URL",
-    "QISKIT_IBM_INSTANCE",
-    "QISKIT_IBM_CHANNEL",
-    "IAM_URL",
-    "GLOBAL_SEARCH_URL",
-    "GLOBAL_CATALOG_URL",
-}
+EXPORTS = set(CLIENT_VARIABLES)
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
