@@ -84,7 +84,13 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
     backends = BackendRegistry(settings.backends)
     access = AccessPolicy(settings, load_secret(settings.data_dir))
     pool = (
-        WorkerPool(repo, backends, settings.workers, max_attempts=settings.job_max_attempts)
+        WorkerPool(
+            repo,
+            backends,
+            settings.workers,
+            max_attempts=settings.job_max_attempts,
+            usage_limits=settings.instance_limits.usage,
+        )
         if start_workers
         else None
     )

@@ -18,7 +18,10 @@ from emulator.jobs.admission import (
     LaneLimit,
     LaneRule,
     Reservation,
+    UsageAction,
+    UsageLimits,
     parse_reservation,
+    parse_usage_limits,
 )
 from emulator.jobs.sessions import SessionPolicy
 
@@ -119,6 +122,16 @@ class Settings:
     jobs_per_minute: int = _setting(
         0, "Runtime job submissions per instance per minute (429 beyond); 0: no limit"
     )
+    usage_limits: tuple[str, ...] = _setting(
+        (),
+        "execution seconds per calendar month, comma-separated: SECONDS for every instance "
+        "or NAME=SECONDS for one; none: unlimited",
+    )
+    usage_limit_action: str = _setting(
+        "refuse",
+        "what an instance past its usage limit gets: refuse (POST /jobs answers 409) or hold "
+        "(jobs are accepted and stay Queued)",
+    )
     session_max_ttl: int = _setting(
         28800, "a session's max_ttl in seconds when POST /sessions gives none (IBM: 8 hours)"
     )
@@ -144,6 +157,12 @@ class Settings:
             raise SettingsError("lane_rule: must be 'all' or 'running'")
         if self.max_pending_jobs < 0 or self.jobs_per_minute < 0:
             raise SettingsError("max_pending_jobs, jobs_per_minute: must be >= 0 (0: no limit)")
+        if self.usage_limit_action not in {a.value for a in UsageAction}:
+            raise SettingsError("usage_limit_action: must be 'refuse' or 'hold'")
+        try:
+            _ = self.usage_limit_map
+        except ValueError as exc:
+            raise SettingsError(f"usage_limits: {exc}") from None
         for name in ("session_max_ttl", "session_interactive_ttl", "session_idle_timeout"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be >= 1 second")
@@ -164,12 +183,22 @@ class Settings:
         return tuple(parse_reservation(spec, names) for spec in self.reservations)
 
     @property
+    def usage_limit_map(self) -> dict[str, float]:
+        """Usage limit in seconds by instance CRN; instances without one are unlimited."""
+        names = {i.name: i.crn for i in self.instance_list}
+        return parse_usage_limits(self.usage_limits, names)
+
+    @property
     def lane_limit(self) -> LaneLimit:
         return LaneLimit(self.lanes_per_backend, LaneRule(self.lane_rule))
 
     @property
     def instance_limits(self) -> InstanceLimits:
-        return InstanceLimits(max_pending=self.max_pending_jobs, per_minute=self.jobs_per_minute)
+        return InstanceLimits(
+            max_pending=self.max_pending_jobs,
+            per_minute=self.jobs_per_minute,
+            usage=UsageLimits(self.usage_limit_map, UsageAction(self.usage_limit_action)),
+        )
 
     @property
     def session_policy(self) -> SessionPolicy:

@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from emulator.execution.runner import Completed, Failed, Ticket, child_main
 from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.ids import new_id
+from emulator.jobs.admission import UsageAction, UsageLimits, usage_period
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.errors import BackendNotFound, JobNotFound
 from emulator.jobs.model import Api, JobSnapshot, JobState, utcnow
@@ -46,8 +47,10 @@ class WorkerPool:
         size: int,
         *,
         max_attempts: int = 2,
+        usage_limits: UsageLimits | None = None,
     ) -> None:
         self.repo = repo
+        self.usage_limits = usage_limits or UsageLimits()
         self.backends = backends
         self.max_attempts = max_attempts
         self.pool_id = new_id(8)
@@ -67,6 +70,13 @@ class WorkerPool:
     def job_cancelled(self, job_id: str) -> None:
         for slot in self.slots:
             slot.interrupt_if_running(job_id)
+
+    def held_instances(self) -> set[str]:
+        """Instances whose jobs must stay Queued: out of usage time in hold mode."""
+        usage = self.usage_limits
+        if usage.action is not UsageAction.HOLD or not usage.seconds:
+            return set()
+        return self.repo.exhausted_instances(usage.seconds, usage_period(utcnow())[0])
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -146,7 +156,7 @@ class Slot(threading.Thread):
                 if not self._ensure_child():
                     continue
                 try:
-                    job = self.pool.repo.claim_next(self.worker_id)
+                    job = self.pool.repo.claim_next(self.worker_id, self.pool.held_instances())
                 except Exception:  # noqa: BLE001 - e.g. the database briefly unavailable
                     log.exception("worker slot %s could not claim a job", self.worker_id)
                     self.pool.wait_for_work(IDLE_POLL_S)

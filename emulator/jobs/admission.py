@@ -1,9 +1,11 @@
-"""Admission rules for Direct Access jobs: reservations (423) and execution lanes (429)."""
+"""Admission rules: Direct Access reservations (423) and lanes (429); Runtime instance limits
+(pending jobs and submission rate, 429) and the monthly usage ledger (409 or held jobs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from dateutil.parser import isoparse
@@ -90,6 +92,81 @@ def active_reservation(
     return None
 
 
+class UsageAction(StrEnum):
+    """What happens to new jobs of an instance that has used up its time."""
+
+    # The Open plan's rule: `POST /jobs` is refused until the period resets.
+    REFUSE = "refuse"
+    # IBM's rule for allocation limits: jobs are accepted and stay Queued "until time is
+    # made available" (the client warns exactly that); cancelling them still works.
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class UsageLimits:
+    """Per-instance usage limits in seconds of execution per usage period (by CRN)."""
+
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    action: UsageAction = UsageAction.REFUSE
+
+    def limit_for(self, instance_crn: str) -> float | None:
+        return self.seconds.get(instance_crn)
+
+    def refuses(self, instance_crn: str) -> bool:
+        """Whether submissions of this instance are checked against its limit."""
+        return self.action is UsageAction.REFUSE and instance_crn in self.seconds
+
+
+def usage_period(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding `now`: IBM resets Open-plan usage on the 1st, 00:00 UTC."""
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """An instance's ledger for the current period, as `GET /instances/usage` shows it."""
+
+    consumed: float
+    limit: float | None
+    period_start: datetime
+    period_end: datetime
+
+    @property
+    def reached(self) -> bool | None:
+        """None when no limit applies (IBM leaves `usage_limit_reached` undefined then)."""
+        return None if self.limit is None else self.consumed >= self.limit
+
+
+def parse_usage_limits(specs: tuple[str, ...], instances: dict[str, str]) -> dict[str, float]:
+    """`SECONDS` (every instance) or `NAME=SECONDS` (one instance, by name or CRN) → by CRN.
+
+    Raises ValueError naming the problem. A per-instance entry wins over a bare one.
+    """
+    everyone: float | None = None
+    one: dict[str, float] = {}
+    for spec in specs:
+        name, _, value = spec.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"{spec!r}: the limit must be a number of seconds") from None
+        if not seconds >= 0 or seconds == float("inf"):
+            raise ValueError(f"{spec!r}: the limit must be a finite number >= 0")
+        if not name:
+            everyone = seconds
+        elif name in instances:
+            one[instances[name]] = seconds
+        elif name in instances.values():
+            one[name] = seconds
+        else:
+            raise ValueError(f"{spec!r}: no instance named {name!r}")
+    out = dict.fromkeys(instances.values(), everyone) if everyone is not None else {}
+    out.update(one)
+    return out
+
+
 @dataclass(frozen=True)
 class InstanceLimits:
     """Per-instance submission limits of the Runtime API; 0 switches a limit off."""
@@ -97,7 +174,9 @@ class InstanceLimits:
     max_pending: int = 0
     per_minute: int = 0
     pending_retry_after: int = 5
+    usage: UsageLimits = field(default_factory=UsageLimits)
 
     @property
     def active(self) -> bool:
-        return self.max_pending > 0 or self.per_minute > 0
+        refuses_on_usage = self.usage.action is UsageAction.REFUSE and bool(self.usage.seconds)
+        return self.max_pending > 0 or self.per_minute > 0 or refuses_on_usage

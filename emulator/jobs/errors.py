@@ -149,6 +149,10 @@ class SessionBackendMismatch(EmulatorError):
     """A job for a session that runs on another backend."""
 
 
+class UsageLimitReached(EmulatorError):
+    """The instance has used its execution time for the period (refuse mode)."""
+
+
 class TooManyRequests(EmulatorError):
     """A limit on submissions was reached; `retry_after` says when to try again (seconds)."""
 

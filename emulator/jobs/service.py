@@ -11,7 +11,14 @@ from sqlalchemy import Connection
 
 from emulator import programs
 from emulator.ids import new_id
-from emulator.jobs.admission import InstanceLimits, LaneLimit, Reservation, active_reservation
+from emulator.jobs.admission import (
+    InstanceLimits,
+    LaneLimit,
+    Reservation,
+    UsageReport,
+    active_reservation,
+    usage_period,
+)
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.errors import (
     BackendNotFound,
@@ -200,8 +207,15 @@ class JobService:
     def queue_length(self, backend: str) -> int:
         return self.repo.queue_length(backend)
 
-    def usage_seconds(self, owner: Owner) -> float:
-        return self.repo.usage_seconds(owner.instance)
+    def usage(self, owner: Owner) -> UsageReport:
+        """The instance's execution seconds this period, against its limit if it has one."""
+        start, end = usage_period(utcnow())
+        return UsageReport(
+            consumed=self.repo.usage_seconds(owner.instance, since=start),
+            limit=self.limits.usage.limit_for(owner.instance),
+            period_start=start,
+            period_end=end,
+        )
 
 
 def failure_text(job: JobSnapshot) -> str:

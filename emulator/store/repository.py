@@ -7,7 +7,7 @@ a write), so two racing writers — a cancel and a worker finishing — cannot b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from emulator.jobs.admission import InstanceLimits, LaneLimit
+from emulator.jobs.admission import InstanceLimits, LaneLimit, usage_period
 from emulator.jobs.errors import (
     DuplicateJobId,
     InvalidRequest,
@@ -38,6 +38,7 @@ from emulator.jobs.errors import (
     LanesFull,
     PendingJobsLimit,
     SubmissionRateLimited,
+    UsageLimitReached,
 )
 from emulator.jobs.model import (
     ALLOWED_FROM,
@@ -50,6 +51,7 @@ from emulator.jobs.model import (
     JobState,
     NewJob,
     Owner,
+    isoformat,
     utcnow,
 )
 from emulator.store.tables import job_events, job_tags, jobs, sessions
@@ -216,6 +218,15 @@ class Repository:
                     f"You have reached the maximum of {limits.max_pending} pending jobs "
                     "(queued or running); wait for one to finish or cancel one.",
                     limits.pending_retry_after,
+                )
+        limit = limits.usage.limit_for(owner.instance)
+        if limit is not None and limits.usage.refuses(owner.instance):
+            start, end = usage_period(utcnow())
+            consumed = Repository._consumed(conn, owner.instance, start)
+            if consumed >= limit:
+                raise UsageLimitReached(
+                    f"You have exceeded your monthly quota: {consumed:.3f} of {limit:g} seconds "
+                    f"used; it resets at {isoformat(end)}."
                 )
         if limits.per_minute > 0:
             window_start = utcnow() - timedelta(minutes=1)
@@ -421,11 +432,14 @@ class Repository:
 
     # -- worker side ---------------------------------------------------------------------------
 
-    def claim_next(self, worker_id: str) -> JobSnapshot | None:
+    def claim_next(
+        self, worker_id: str, held_instances: Collection[str] = ()
+    ) -> JobSnapshot | None:
         """Atomically move the next Queued job to Running for `worker_id`.
 
         Jobs of dedicated sessions go first and one at a time per session (in order);
         then everything else, oldest first. Batch jobs run in parallel like any others.
+        Jobs of `held_instances` (out of usage time) stay Queued.
         """
         busy = jobs.alias("busy")
         session_busy = (
@@ -441,6 +455,7 @@ class Repository:
             .where(
                 jobs.c.state == JobState.QUEUED.value,
                 ~and_(dedicated, session_busy),
+                *([jobs.c.instance.not_in(list(held_instances))] if held_instances else []),
             )
             .order_by(case((dedicated, 0), else_=1), jobs.c.created_at, jobs.c.id)
             .limit(1)
@@ -552,14 +567,31 @@ class Repository:
             )
 
     def usage_seconds(self, instance: str, since: datetime | None = None) -> float:
-        """Execution seconds of an instance's jobs, through any API."""
+        """Execution seconds of an instance's jobs that ended after `since`, through any API."""
+        with self._read() as conn, conn.begin():
+            return self._consumed(conn, instance, since)
+
+    @staticmethod
+    def _consumed(conn: Connection, instance: str, since: datetime | None) -> float:
         query = select(func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0)).where(
             jobs.c.instance == instance
         )
         if since is not None:
             query = query.where(jobs.c.finished_at >= since)
+        return float(conn.execute(query).scalar_one())
+
+    def exhausted_instances(self, limits: Mapping[str, float], since: datetime) -> set[str]:
+        """The instances (CRNs) among `limits` whose usage since `since` reached their limit."""
+        if not limits:
+            return set()
         with self._read() as conn, conn.begin():
-            return float(conn.execute(query).scalar_one())
+            rows = conn.execute(
+                select(jobs.c.instance, func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0))
+                .where(jobs.c.instance.in_(list(limits)), jobs.c.finished_at >= since)
+                .group_by(jobs.c.instance)
+            ).all()
+        used = {instance: float(seconds) for instance, seconds in rows}
+        return {crn for crn, limit in limits.items() if used.get(crn, 0.0) >= limit}
 
 
 def _owned_by(owner: Owner) -> tuple[Any, ...]:

@@ -1,4 +1,4 @@
-"""Runtime API admission control: pending-job limit and submission rate, 429 + Retry-After."""
+"""Runtime API admission: pending jobs and rate (429 + Retry-After), usage limits (409)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import SamplerV2
 from qiskit_ibm_runtime.exceptions import IBMRuntimeError
 
-from tests.conftest import CRN_B, INSTANCES, bearer
+from tests.circuits import bell, isa
+from tests.conftest import CRN_A, CRN_B, INSTANCES, bearer
 from tests.integration.test_runtime_http import sampler_body
-from tests.support import EmulatorServer, service_for
+from tests.support import EmulatorServer, service_for, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +68,97 @@ def test_the_client_sees_the_429(limited: EmulatorServer, client_env: dict[str, 
         sampler.run([qc])  # team-b's second pending job (the first test left one)
         with pytest.raises(IBMRuntimeError, match="429"):
             sampler.run([qc])
+
+
+# -- usage limits ----------------------------------------------------------------------------
+
+# Any finished job uses more than a microsecond of simulation: one job reaches this limit.
+TINY = "0.000001"
+
+
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(
+        tmp_path_factory.mktemp("refusing"),
+        "--instances",
+        INSTANCES,
+        "--usage-limits",
+        f"team-a={TINY}",
+        workers=1,
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_usage_limit_reached_refuses_new_jobs(
+    refusing: EmulatorServer, client_env: dict[str, str]
+) -> None:
+    with service_for(refusing) as service:
+        fresh = service.usage()
+        assert fresh["usage_limit_seconds"] == float(TINY) == fresh["usage_allocation_seconds"]
+        assert fresh["usage_limit_reached"] is False and fresh["usage_remaining_seconds"] > 0
+        backend = service.backend("fake_manila")
+        sampler = SamplerV2(mode=backend)
+        sampler.run([isa(backend, bell())]).result()
+        spent = service.usage()
+        assert spent["usage_limit_reached"] is True and spent["usage_remaining_seconds"] == 0
+        assert spent["usage_consumed_seconds"] >= float(TINY)
+        # The client only warns; the service refuses the submission.
+        with (
+            pytest.warns(UserWarning, match="met its usage limit"),
+            pytest.raises(IBMRuntimeError, match="4317"),
+        ):
+            sampler.run([isa(backend, bell())])
+    with service_for(refusing, "--instance", CRN_B) as other:
+        assert "usage_limit_reached" not in other.usage()  # no limit: undefined, as IBM
+        backend = other.backend("fake_manila")
+        assert SamplerV2(mode=backend).run([isa(backend, bell())]).result()[0]
+
+
+def test_usage_limit_refusal_is_a_409_and_stores_nothing(refusing: EmulatorServer) -> None:
+    headers = {**bearer(refusing.url), "Service-CRN": CRN_A}
+    with httpx.Client(base_url=refusing.url + "/api/v1", headers=headers) as api:
+        before = api.get("/jobs").json()["count"]
+        if api.get("/instances/usage").json()["usage_limit_reached"] is False:
+            job_id = api.post("/jobs", json=sampler_body()).json()["id"]
+            wait_until(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "Completed")
+            before += 1
+        refused = api.post("/jobs", json=sampler_body())
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["errors"][0]
+        assert error["code"] == "4317" and "quota" in error["message"]
+        assert api.get("/jobs").json()["count"] == before
+
+
+@pytest.fixture(scope="module")
+def holding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(
+        tmp_path_factory.mktemp("holding"),
+        "--instances",
+        INSTANCES,
+        "--usage-limits",
+        f"team-a={TINY}",
+        "--usage-limit-action",
+        "hold",
+        workers=1,  # one worker, oldest job first: what it skips, it skips on purpose
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_hold_mode_keeps_jobs_queued_until_time_is_available(
+    holding: EmulatorServer, client_env: dict[str, str]
+) -> None:
+    with service_for(holding) as service:
+        backend = service.backend("fake_manila")
+        sampler = SamplerV2(mode=backend)
+        sampler.run([isa(backend, bell())]).result()
+        with pytest.warns(UserWarning, match="met its usage limit"):
+            held = sampler.run([isa(backend, bell())])
+    with service_for(holding, "--instance", CRN_B) as other:
+        backend = other.backend("fake_manila")
+        assert SamplerV2(mode=backend).run([isa(backend, bell())]).result()[0]
+    # The later job of the other instance ran; the held one (older) was skipped.
+    assert held.status() == "QUEUED"
+    held.cancel()
+    assert held.status() == "CANCELLED"

@@ -56,11 +56,36 @@ def test_instances_parse_names_and_regions() -> None:
         ({"port": "eighty"}, "port"),
         ({"instances": "not-a-crn"}, "instance"),
         ({"backends": ""}, "backends"),
+        ({"usage_limits": "nobody=10"}, "usage_limits"),
+        ({"usage_limits": "-1"}, "usage_limits"),
+        ({"usage_limits": "ten"}, "usage_limits"),
+        ({"usage_limit_action": "queue"}, "usage_limit_action"),
     ],
 )
 def test_bad_values_name_the_setting(cli: dict[str, object], field: str) -> None:
     with pytest.raises(SettingsError, match=field):
         Settings.from_sources(cli, {})
+
+
+def test_usage_limits_apply_to_every_instance_or_one() -> None:
+    a = "crn:v1:bluemix:public:quantum-computing:us-east:a/x:aaaaaaaa-0000-0000-0000-000000000000::"
+    b = "crn:v1:bluemix:public:quantum-computing:us-east:a/x:bbbbbbbb-0000-0000-0000-000000000000::"
+    instances = f"alpha={a},beta={b}"
+    assert Settings.from_sources({"instances": instances}, {}).usage_limit_map == {}
+    everyone = Settings.from_sources({"instances": instances, "usage_limits": "600"}, {})
+    assert everyone.usage_limit_map == {a: 600.0, b: 600.0}
+    # A per-instance entry (by name or CRN) wins over the bare one, whatever the order.
+    mixed = Settings.from_sources({"instances": instances, "usage_limits": "beta=0.5,600"}, {})
+    assert mixed.usage_limit_map == {a: 600.0, b: 0.5}
+    by_crn = Settings.from_sources({"instances": instances, "usage_limits": f"{a}=1"}, {})
+    assert by_crn.usage_limit_map == {a: 1.0}
+    limits = by_crn.instance_limits
+    assert limits.active and limits.usage.refuses(a) and not limits.usage.refuses(b)
+    hold = Settings.from_sources(
+        {"instances": instances, "usage_limits": "1", "usage_limit_action": "hold"}, {}
+    ).instance_limits
+    # Hold mode never refuses a submission: the workers leave the jobs Queued instead.
+    assert not hold.active and not hold.usage.refuses(a) and hold.usage.limit_for(a) == 1.0
 
 
 def test_any_api_version_is_served_as_the_nearest_supported_one() -> None:

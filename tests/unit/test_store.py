@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from emulator.jobs.errors import JobNotCancellable, JobNotFound, JobNotTerminal
-from emulator.jobs.model import Api, JobFilter, JobState, NewJob, Owner
+from emulator.jobs.admission import InstanceLimits, UsageLimits, usage_period
+from emulator.jobs.errors import (
+    JobNotCancellable,
+    JobNotFound,
+    JobNotTerminal,
+    UsageLimitReached,
+)
+from emulator.jobs.model import Api, JobFilter, JobState, NewJob, Owner, utcnow
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
 
@@ -171,3 +177,68 @@ def test_apis_never_see_each_others_jobs(repo: Repository) -> None:
     with pytest.raises(JobNotFound):
         repo.cancel_job(direct, "runtime-job")
     assert repo.get_job(direct, "da-job").api is Api.DIRECT_ACCESS
+
+
+def run_one(repo: Repository, seconds: float) -> str:
+    """Claim the next job and complete it as if the simulation took `seconds`."""
+    job = repo.claim_next("w1")
+    assert job is not None
+    repo.complete_job(job.id, "w1", "result", [], seconds)
+    return job.id
+
+
+def test_usage_ledger_counts_execution_seconds_of_the_period(repo: Repository) -> None:
+    new(repo, "j1")
+    new(repo, "j2", B)
+    run_one(repo, 1.5)
+    run_one(repo, 4.0)
+    start, end = usage_period(utcnow())
+    assert start <= utcnow() < end and start.day == 1 and end.day == 1
+    assert repo.usage_seconds(A.instance, since=start) == pytest.approx(1.5)
+    # Jobs that ended before the period began are last period's usage.
+    assert repo.usage_seconds(A.instance, since=utcnow() + timedelta(seconds=1)) == 0.0
+    limits = {A.instance: 1.5, B.instance: 10.0, "crn:idle": 0.0}
+    assert repo.exhausted_instances(limits, start) == {A.instance, "crn:idle"}
+
+
+def test_refuse_mode_refuses_submissions_once_the_limit_is_reached(repo: Repository) -> None:
+    limits = InstanceLimits(usage=UsageLimits({A.instance: 1.0}))
+
+    def admit(conn: object) -> None:
+        Repository.admit_instance(conn, A, limits)  # type: ignore[arg-type]
+
+    def submit(job_id: str) -> None:
+        repo.create_job(
+            NewJob(
+                id=job_id,
+                instance=A.instance,
+                api=A.api,
+                program_id="sampler",
+                backend="ibm_brisbane",
+                params="{}",
+            ),
+            admit=admit,
+        )
+
+    submit("j1")
+    submit("j2")  # still under the limit: usage counts only finished jobs
+    run_one(repo, 0.6)
+    submit("j3")
+    run_one(repo, 0.6)
+    with pytest.raises(UsageLimitReached, match="1.200 of 1 seconds"):
+        submit("j4")
+    with pytest.raises(JobNotFound):
+        repo.get_job(A, "j4")
+    assert repo.get_job(A, "j3").state is JobState.QUEUED  # accepted jobs still run
+    new(repo, "b1", B)  # other instances are not limited
+
+
+def test_held_instances_stay_queued_while_others_run(repo: Repository) -> None:
+    new(repo, "a1", A)
+    new(repo, "b1", B)
+    claimed = repo.claim_next("w1", held_instances={A.instance})
+    assert claimed is not None and claimed.id == "b1"
+    assert repo.claim_next("w2", held_instances={A.instance}) is None
+    assert repo.get_job(A, "a1").state is JobState.QUEUED
+    again = repo.claim_next("w2")
+    assert again is not None and again.id == "a1"

@@ -29,6 +29,7 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.SessionNotFound, 404, "1218"),
     (e.SessionClosed, 409, "1217"),
     (e.SessionBackendMismatch, 409, "1002"),
+    (e.UsageLimitReached, 409, "4317"),
     (e.RequestTooLarge, 413, "1413"),
     (e.RequestTimeout, 408, "1408"),
     (e.BackendDataNotFound, 404, "1009"),
@@ -51,6 +52,7 @@ SOLUTIONS = {
     "1217": "Open a new session (or batch) and submit the job to it.",
     "3458": "Wait for a pending job to finish (or cancel one), then submit again.",
     "1202": "Reduce the request rate and try again after Retry-After seconds.",
+    "4317": "Wait for the next usage period, or ask for a higher limit (see --usage-limits).",
     "1218": "Verify the session ID is correct, and that you use the instance that created it.",
 }
 

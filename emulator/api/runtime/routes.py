@@ -84,8 +84,8 @@ async def backend_defaults(request: Request) -> Response:
 async def instance_usage(request: Request) -> Response:
     state = _state(request)
     instance = _instance(request)
-    consumed = await run_in_threadpool(state.jobs.usage_seconds, _owner(request))
-    return JSONResponse(views.usage_view(instance, consumed, utcnow()))
+    report = await run_in_threadpool(state.jobs.usage, _owner(request))
+    return JSONResponse(views.usage_view(instance, report))
 
 
 async def versions(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 import qiskit
 
 from emulator.config import Instance
+from emulator.jobs.admission import UsageReport
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.model import JobSnapshot, JobState, isoformat
 from emulator.jobs.sessions import SessionSnapshot, SessionState
@@ -123,17 +124,23 @@ def status_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
     }
 
 
-def usage_view(instance: Instance, consumed: float, now: datetime) -> dict[str, Any]:
-    """`GET /instances/usage`. The emulator sets no limit, so it is never reached."""
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return {
+def usage_view(instance: Instance, report: UsageReport) -> dict[str, Any]:
+    """`GET /instances/usage`; the limit fields only when the instance has a limit (as IBM)."""
+    body: dict[str, Any] = {
         "instance_id": instance.crn,
         "plan_id": f"emulator-plan-{instance.plan}",
-        "usage_consumed_seconds": round(consumed, 6),
-        "usage_limit_reached": False,
-        "usage_period": {"start_time": isoformat(start), "end_time": isoformat(end)},
+        "usage_consumed_seconds": round(report.consumed, 6),
+        "usage_period": {
+            "start_time": isoformat(report.period_start),
+            "end_time": isoformat(report.period_end),
+        },
     }
+    if report.limit is not None:
+        limit = int(report.limit) if report.limit.is_integer() else report.limit
+        body["usage_limit_seconds"] = limit
+        body["usage_allocation_seconds"] = limit
+        body["usage_limit_reached"] = report.reached
+    return body
 
 
 def session_view(session: SessionSnapshot, now: datetime) -> dict[str, Any]:
