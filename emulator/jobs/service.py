@@ -99,15 +99,9 @@ class JobService:
                 programs.validate_params(request.program_id, request.params, backend.snapshot)
             except programs.InvalidParams as exc:
                 raise InvalidRequest(exc.field, exc.message) from exc
-        session_store, session_id, limits = self.sessions, request.session_id, self.limits
-
-        def admit(conn: Connection) -> None:
-            # Limits first: a client over its limits learns that, whatever else is wrong.
-            if limits.active:
-                Repository.admit_instance(conn, owner, limits)
-            if session_id and session_store is not None:
-                session_store.admit_job(conn, owner.instance, session_id, backend.name)
-
+        admit = runtime_admission(
+            owner, request.session_id, backend.name, self.limits, self.sessions
+        )
         job = self.repo.create_job(
             NewJob(
                 id=self._new_id(),
@@ -216,6 +210,25 @@ class JobService:
             period_start=start,
             period_end=end,
         )
+
+
+def runtime_admission(
+    owner: Owner,
+    session_id: str | None,
+    backend: str,
+    limits: InstanceLimits,
+    sessions: SessionStore | None,
+) -> Callable[[Connection], None]:
+    """The checks a Runtime job passes inside its insert transaction: limits, then session."""
+
+    def admit(conn: Connection) -> None:
+        # Limits first: a client over its limits learns that, whatever else is wrong.
+        if limits.active:
+            Repository.admit_instance(conn, owner, limits)
+        if session_id and sessions is not None:
+            sessions.admit_job(conn, owner.instance, session_id, backend)
+
+    return admit
 
 
 def failure_text(job: JobSnapshot) -> str:

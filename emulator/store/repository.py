@@ -521,14 +521,28 @@ class Repository:
         cutoff = utcnow() - stale_after
         with self._read() as conn, conn.begin():
             stale = conn.execute(
-                select(jobs.c.id, jobs.c.attempts).where(
+                select(jobs.c.id, jobs.c.attempts, sessions.c.closed_at)
+                .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
+                .where(
                     jobs.c.state == JobState.RUNNING.value,
                     (jobs.c.heartbeat_at.is_(None)) | (jobs.c.heartbeat_at < cutoff),
                 )
             ).all()
         recovered: list[JobSnapshot] = []
-        for job_id, attempts in stale:
-            if attempts >= max_attempts:
+        for job_id, attempts, session_closed_at in stale:
+            if session_closed_at is not None:
+                # Its session closed while it ran: it may finish, but it cannot queue again
+                # (a closed session holds no queued jobs), so it ends like them.
+                snap = self.transition(
+                    job_id,
+                    JobState.FAILED,
+                    message="Job failed: interrupted after its session closed",
+                    reason="The emulator stopped while this job was running, and its session "
+                    "has closed since, so it cannot run again.",
+                    reason_code=1217,
+                    reason_solution="Submit the job again, in a new session or batch.",
+                )
+            elif attempts >= max_attempts:
                 snap = self.transition(
                     job_id,
                     JobState.FAILED,

@@ -16,8 +16,10 @@ from emulator.jobs.errors import (
     UsageLimitReached,
 )
 from emulator.jobs.model import Api, JobFilter, JobState, NewJob, Owner, utcnow
+from emulator.jobs.sessions import SessionMode, SessionPolicy
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
+from emulator.store.sessions import SessionStore
 
 A = Owner("crn:a")
 B = Owner("crn:b")
@@ -242,3 +244,17 @@ def test_held_instances_stay_queued_while_others_run(repo: Repository) -> None:
     assert repo.get_job(A, "a1").state is JobState.QUEUED
     again = repo.claim_next("w2")
     assert again is not None and again.id == "a1"
+
+
+def test_a_job_interrupted_after_its_session_closed_is_not_requeued(repo: Repository) -> None:
+    # Found by the stateful test: requeueing it left a Queued job in a closed session.
+    store = SessionStore(repo, SessionPolicy(default_max_ttl=600, interactive_ttl=60))
+    store.create("s1", A.instance, "ibm_brisbane", SessionMode.DEDICATED, 600)
+    new(repo, "j1", session_id="s1")
+    new(repo, "j2", session_id="s1")
+    assert repo.claim_next("w1") is not None
+    store.cancel(A.instance, "s1")  # j2 is cancelled; j1 runs on, as IBM lets it
+    assert repo.get_job(A, "j1").state is JobState.RUNNING
+    (recovered,) = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
+    assert recovered.id == "j1" and recovered.state is JobState.FAILED
+    assert recovered.reason_code == 1217 and "session" in (recovered.reason or "")

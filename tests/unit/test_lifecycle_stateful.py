@@ -1,0 +1,322 @@
+"""Hypothesis stateful test: no sequence of calls leaves a job or a session in an impossible state.
+
+Drives the real store (SQLite file), the real session rules and the real Runtime admission
+(the same closure `POST /jobs` uses) with random interleavings of client calls, worker
+actions, a crash-and-restart and the passing of time. The clock is the test's: sessions
+expire by time, and a test must not wait for that.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
+from sqlalchemy import select
+
+from emulator.jobs.admission import InstanceLimits
+from emulator.jobs.errors import (
+    JobNotCancellable,
+    JobNotFound,
+    JobNotTerminal,
+    PendingJobsLimit,
+    SessionBackendMismatch,
+    SessionClosed,
+)
+from emulator.jobs.model import ALLOWED_FROM, TERMINAL, JobState, NewJob, Owner
+from emulator.jobs.service import runtime_admission
+from emulator.jobs.sessions import SessionMode, SessionPolicy, SessionState
+from emulator.store import repository as repository_module
+from emulator.store import sessions as sessions_module
+from emulator.store.db import create_store_engine
+from emulator.store.repository import Repository
+from emulator.store.sessions import SessionStore
+from emulator.store.tables import jobs, sessions
+
+OWNER = Owner("crn:stateful")
+BACKENDS = ("ibm_fez", "ibm_brisbane")
+POLICY = SessionPolicy(default_max_ttl=600, interactive_ttl=60, idle_close=1800)
+LIMITS = InstanceLimits(max_pending=8)
+WORKERS = ("w0", "w1")
+
+
+class Clock:
+    """Naive UTC that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 9, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Lifecycle(RuleBasedStateMachine):
+    """Client calls, workers and time, in any order; the invariants hold after every step."""
+
+    session_ids = Bundle("sessions")
+    job_ids = Bundle("jobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dir = TemporaryDirectory()
+        self.clock = Clock()
+        self._patch = pytest.MonkeyPatch()
+        for module in (repository_module, sessions_module):
+            self._patch.setattr(module, "utcnow", self.clock)
+        engine = create_store_engine(f"sqlite:///{Path(self._dir.name) / 'store.db'}")
+        self.repo = Repository(engine)
+        self.store = SessionStore(self.repo, POLICY)
+        self.counter = 0
+        self.seen: dict[str, JobState] = {}  # last observed state of every job
+        self.closed_at: dict[str, datetime] = {}  # sessions observed closed
+        self.deleted: set[str] = set()
+
+    def teardown(self) -> None:
+        self._patch.undo()
+        self.repo.engine.dispose()
+        self._dir.cleanup()
+
+    def _new_id(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    # -- client calls ----------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        self.clock.now += timedelta(seconds=1)
+
+    @rule(
+        target=session_ids,
+        mode=st.sampled_from(list(SessionMode)),
+        backend=st.sampled_from(BACKENDS),
+        max_ttl=st.sampled_from([30, 600]),
+    )
+    def create_session(self, mode: SessionMode, backend: str, max_ttl: int) -> str:
+        session = self.store.create(self._new_id("s"), OWNER.instance, backend, mode, max_ttl)
+        assert session.state is SessionState.OPEN and session.accepting_jobs
+        return session.id
+
+    @rule(
+        target=job_ids,
+        session_id=st.none() | session_ids,
+        backend=st.sampled_from(BACKENDS),
+    )
+    def submit(self, session_id: str | None, backend: str) -> Any:
+        job_id = self._new_id("j")
+        admit = runtime_admission(OWNER, session_id, backend, LIMITS, self.store)
+        try:
+            job = self.repo.create_job(
+                NewJob(
+                    id=job_id,
+                    instance=OWNER.instance,
+                    program_id="sampler",
+                    backend=backend,
+                    params="{}",
+                    session_id=session_id,
+                ),
+                admit=admit,
+            )
+        except SessionClosed:
+            assert session_id is not None
+            session = self.store.get(OWNER.instance, session_id)
+            assert session.closed or not session.accepting_jobs
+            self._refused(job_id)
+            return multiple()
+        except SessionBackendMismatch:
+            assert session_id is not None
+            assert self.store.get(OWNER.instance, session_id).backend != backend
+            self._refused(job_id)
+            return multiple()
+        except PendingJobsLimit:
+            assert self._pending_count() >= LIMITS.max_pending
+            self._refused(job_id)
+            return multiple()
+        assert job.state is JobState.QUEUED
+        if session_id is not None:
+            assert session_id not in self.closed_at, "a closed session accepted a job"
+        self.seen[job_id] = JobState.QUEUED
+        return job_id
+
+    def _refused(self, job_id: str) -> None:
+        with pytest.raises(JobNotFound):
+            self.repo.get_job(OWNER, job_id)
+
+    @rule(job_id=job_ids)
+    def cancel_job(self, job_id: str) -> None:
+        if job_id in self.deleted:
+            with pytest.raises(JobNotFound):
+                self.repo.cancel_job(OWNER, job_id)
+            return
+        before = self.repo.get_job(OWNER, job_id).state
+        if before in TERMINAL:
+            with pytest.raises(JobNotCancellable):
+                self.repo.cancel_job(OWNER, job_id)
+        else:
+            assert self.repo.cancel_job(OWNER, job_id).state is JobState.CANCELLED
+
+    @rule(job_id=consumes(job_ids))
+    def delete_job(self, job_id: str) -> None:
+        if job_id in self.deleted:
+            return
+        state = self.repo.get_job(OWNER, job_id).state
+        if state in TERMINAL:
+            self.repo.delete_job(OWNER, job_id)
+            self.deleted.add(job_id)
+            self.seen.pop(job_id, None)
+        else:
+            with pytest.raises(JobNotTerminal):
+                self.repo.delete_job(OWNER, job_id)
+
+    @rule(session_id=session_ids)
+    def stop_accepting(self, session_id: str) -> None:
+        session = self.store.set_accepting(OWNER.instance, session_id, False)
+        assert not session.accepting_jobs
+
+    @rule(session_id=session_ids)
+    def cancel_session(self, session_id: str) -> None:
+        session = self.store.cancel(OWNER.instance, session_id)
+        assert session.closed and session.state is SessionState.CLOSED
+
+    @rule(session_id=session_ids)
+    def read_session(self, session_id: str) -> None:
+        session = self.store.get(OWNER.instance, session_id)
+        if session.closed:
+            assert session.state is SessionState.CLOSED and not session.accepting_jobs
+
+    # -- workers, the server and time -----------------------------------------------------
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def claim(self, worker: str) -> None:
+        running = self._running_on(worker)
+        if running:
+            return  # a slot runs one job at a time
+        job = self.repo.claim_next(worker)
+        if job is not None:
+            assert job.state is JobState.RUNNING and job.worker_id == worker
+
+    @rule(worker=st.sampled_from(WORKERS), succeed=st.booleans())
+    def finish(self, worker: str, succeed: bool) -> None:
+        for job_id in self._running_on(worker):
+            self.clock.now += timedelta(seconds=2)
+            if succeed:
+                done = self.repo.complete_job(job_id, worker, "{}", [], 2.0)
+                assert done is not None and done.state is JobState.COMPLETED
+            else:
+                failed = self.repo.transition(
+                    job_id, JobState.FAILED, held_by=worker, reason="simulated failure"
+                )
+                assert failed is not None
+
+    @rule()
+    def restart(self) -> None:
+        """The server died: running jobs are requeued (or failed past their attempts)."""
+        for job in self.repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0)):
+            assert job.state in (JobState.QUEUED, JobState.FAILED)
+
+    @rule(seconds=st.sampled_from([45, 700, 2000]))
+    def time_passes(self, seconds: int) -> None:
+        self.clock.now += timedelta(seconds=seconds)
+
+    @rule()
+    def settle(self) -> None:
+        self.store.settle_all()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _rows(self) -> list[Any]:
+        with self.repo.engine.connect() as conn:
+            return list(conn.execute(select(jobs)).mappings())
+
+    def _running_on(self, worker: str) -> list[str]:
+        return [
+            r["id"]
+            for r in self._rows()
+            if r["state"] == JobState.RUNNING.value and r["worker_id"] == worker
+        ]
+
+    def _pending_count(self) -> int:
+        return sum(
+            r["state"] in (JobState.QUEUED.value, JobState.RUNNING.value) for r in self._rows()
+        )
+
+    # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def jobs_move_only_along_the_state_machine(self) -> None:
+        for row in self._rows():
+            state = JobState(row["state"])
+            before = self.seen.get(row["id"])
+            assert before is not None, f"job {row['id']} appeared without a submission"
+            if before in TERMINAL:
+                assert state is before, f"terminal job {row['id']} changed: {before} → {state}"
+            elif state is not before:
+                # Several steps may pass between observations only through the workers.
+                reachable = {state} <= _reachable_from(before)
+                assert reachable, f"job {row['id']}: {before} → {state} is impossible"
+            self.seen[row["id"]] = state
+            if state is JobState.RUNNING:
+                assert row["running_at"] is not None and row["worker_id"] is not None
+            if state in TERMINAL:
+                assert row["finished_at"] is not None
+            else:
+                assert row["finished_at"] is None
+
+    @invariant()
+    def sessions_are_consistent_with_their_jobs(self) -> None:
+        with self.repo.engine.connect() as conn:
+            rows = list(conn.execute(select(sessions)).mappings())
+        job_rows = self._rows()
+        for s in rows:
+            mine = [j for j in job_rows if j["session_id"] == s["id"]]
+            assert all(j["backend"] == s["backend"] for j in mine), "job on another backend"
+            running = [j for j in mine if j["state"] == JobState.RUNNING.value]
+            if s["mode"] == SessionMode.DEDICATED.value:
+                assert len(running) <= 1, f"dedicated session {s['id']} runs {len(running)}"
+            if s["closed_at"] is not None:
+                queued = [j["id"] for j in mine if j["state"] == JobState.QUEUED.value]
+                assert not queued, f"closed session {s['id']} still has queued jobs {queued}"
+                assert not s["accepting_jobs"]
+                if s["id"] in self.closed_at:
+                    assert s["closed_at"] == self.closed_at[s["id"]], "a session closed twice"
+                self.closed_at[s["id"]] = s["closed_at"]
+            else:
+                assert s["id"] not in self.closed_at, f"closed session {s['id']} reopened"
+
+    @invariant()
+    def pending_jobs_never_exceed_the_limit(self) -> None:
+        assert self._pending_count() <= LIMITS.max_pending
+
+
+def _reachable_from(state: JobState) -> set[JobState]:
+    """Every state reachable from `state` through allowed transitions (itself included)."""
+    out, frontier = {state}, [state]
+    while frontier:
+        current = frontier.pop()
+        for target, sources in ALLOWED_FROM.items():
+            if current in sources and target not in out:
+                out.add(target)
+                frontier.append(target)
+    return out
+
+
+Lifecycle.TestCase.settings = settings(
+    max_examples=300,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_lifecycle = Lifecycle.TestCase
