@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class JobWatch:
@@ -28,20 +32,41 @@ class JobWatch:
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, job_id: str, timeout: float) -> None:
-        """Return when the job changes state, or after `timeout` seconds."""
-        event = asyncio.Event()
-        entry = (asyncio.get_running_loop(), event)
-        with self._lock:
-            self._waiters[job_id].append(entry)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
+    async def wait_until_final(
+        self,
+        job_id: str,
+        read: Callable[[], Awaitable[T]],
+        is_final: Callable[[T], bool],
+        timeout: float,
+    ) -> T:
+        """`read()` again on each change of the job until `is_final`, or `timeout` runs out.
+
+        The waiter is registered before each read, so a change between the read and the wait
+        is never missed (it sets the event early instead).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = asyncio.Event()
+            entry = (loop, event)
             with self._lock:
-                waiters = self._waiters.get(job_id)
-                if waiters and entry in waiters:
-                    waiters.remove(entry)
-                    if not waiters:
-                        del self._waiters[job_id]
+                self._waiters[job_id].append(entry)
+            try:
+                value = await read()
+                remaining = deadline - loop.time()
+                if is_final(value) or remaining <= 0:
+                    return value
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except TimeoutError:
+                    pass
+            finally:
+                self._forget(job_id, entry)
+
+    def _forget(self, job_id: str, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        with self._lock:
+            waiters = self._waiters.get(job_id)
+            if waiters and entry in waiters:
+                waiters.remove(entry)
+                if not waiters:
+                    del self._waiters[job_id]

@@ -32,6 +32,15 @@ def test_first_poll_answers_with_the_outcome(held: httpx.Client) -> None:
     assert job["state"]["status"] == "Completed"
 
 
+def test_a_queued_job_is_held_through_running_to_its_outcome(held: httpx.Client) -> None:
+    # One worker: the second job is Queued when polled, then Running, then Completed. The
+    # hold must not answer on the first of those changes.
+    held.post("/jobs", json=sampler_body())
+    second = held.post("/jobs", json=sampler_body()).json()["id"]
+    job = held.get(f"/jobs/{second}", params={"exclude_params": "true"}).json()
+    assert job["state"]["status"] == "Completed"
+
+
 def test_polls_of_final_jobs_are_not_held(held: httpx.Client) -> None:
     job_id = held.post("/jobs", json=sampler_body()).json()["id"]
     held.get(f"/jobs/{job_id}")

@@ -15,7 +15,7 @@ from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
 from emulator.config import Instance
 from emulator.jobs.errors import BackendDataNotFound, InvalidRequest
-from emulator.jobs.model import Api, Owner, utcnow
+from emulator.jobs.model import Api, JobSnapshot, Owner, utcnow
 from emulator.jobs.service import render_logs
 from emulator.runtime_state import EmulatorState
 
@@ -137,13 +137,22 @@ async def get_job(request: Request) -> Response:
     exclude = request.query_params.get("exclude_params", "false").lower() == "true"
     state = _state(request)
     job_id = request.path_params["job_id"]
-    job = await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
+
+    async def read() -> JobSnapshot:
+        return await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
+
     hold = state.settings.status_hold_ms / 1000
-    if hold > 0 and not job.state.terminal and state.pool is not None and state.pool.slots:
-        # Most jobs end within milliseconds: answer this poll with the outcome, not "Running".
-        await state.watch.wait(job_id, hold)
-        job = await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
+    if hold > 0 and state.pool is not None and state.pool.slots:
+        # Most jobs end within milliseconds: answer this poll with the outcome, not "Queued"
+        # or "Running" (the client sleeps between polls; the outcome saves it that sleep).
+        job = await state.watch.wait_until_final(job_id, read, _is_final, hold)
+    else:
+        job = await read()
     return JSONResponse(views.job_view(job, include_params=not exclude))
+
+
+def _is_final(job: JobSnapshot) -> bool:
+    return job.state.terminal
 
 
 async def job_results(request: Request) -> Response:
