@@ -16,14 +16,18 @@ from emulator.api.cloud import routes as cloud
 from emulator.api.direct_access import routes as direct_access
 from emulator.api.runtime import routes as runtime
 from emulator.api.storage import create_storage_app, is_s3_request
+from emulator.api.traffic import TrafficMiddleware
 from emulator.auth import AccessPolicy, load_secret
 from emulator.config import Settings
+from emulator.control.service import ControlService
+from emulator.control.traffic import FaultInjector, RequestJournal
 from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
 from emulator.jobs.session_service import SessionService
 from emulator.jobs.watch import JobWatch
 from emulator.runtime_state import EmulatorState
+from emulator.store.controls import ControlStore
 from emulator.store.db import create_store_engine
 from emulator.store.repository import Repository
 from emulator.store.sessions import SessionStore
@@ -75,7 +79,13 @@ class ObjectStoreDispatch:
             await self.app(scope, receive, send)
 
 
-def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorState:
+def build_state(
+    settings: Settings,
+    *,
+    start_workers: bool = True,
+    journal: RequestJournal | None = None,
+    faults: FaultInjector | None = None,
+) -> EmulatorState:
     """Open the store and (optionally) the worker pool for `settings`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.effective_database_url)
@@ -95,6 +105,11 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         else None
     )
     session_store = SessionStore(repo, settings.session_policy)
+    controls = ControlStore(engine)
+    journal = journal or RequestJournal()
+    faults = faults or FaultInjector()
+    faults.attach(controls)
+    faults.seed(controls.seed())
     jobs = JobService(
         repo,
         backends,
@@ -103,17 +118,24 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> EmulatorSt
         reservations=settings.reservation_list,
         sessions=session_store,
         limits=settings.instance_limits,
+        controls=controls,
     )
     sessions = SessionService(session_store, backends)
-    return EmulatorState(settings, access, backends, repo, jobs, pool, watch, sessions)
+    control = ControlService(
+        settings, repo, controls, jobs, session_store, backends, pool, journal, faults
+    )
+    return EmulatorState(settings, access, backends, repo, jobs, pool, watch, sessions, control)
 
 
 def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
     """The ASGI app serving every API on one port."""
 
+    # Built before the store opens: the traffic middleware sits outside the Starlette app.
+    journal, faults = RequestJournal(), FaultInjector()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state = build_state(settings, start_workers=start_workers)
+        state = build_state(settings, start_workers=start_workers, journal=journal, faults=faults)
         app.state.emulator = state
         if state.pool is not None:
             state.pool.start()
@@ -136,10 +158,10 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
             Mount(RUNTIME_PREFIX, routes=runtime.routes, middleware=runtime.middleware),
             Mount("/v1", routes=direct_access.routes, middleware=direct_access.middleware),
             *direct_access.version_routes,
-            Mount("/_emulator", routes=admin.routes),
+            Mount("/_emulator", routes=admin.routes, middleware=admin.middleware),
             *cloud.routes,
         ],
         lifespan=lifespan,
     )
     storage = create_storage_app(settings.data_dir / "objects")
-    return ObjectStoreDispatch(RuntimePrefix(app), storage)
+    return TrafficMiddleware(ObjectStoreDispatch(RuntimePrefix(app), storage), journal, faults)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from emulator.auth import AccessPolicy
 from emulator.config import Settings
+from emulator.control.service import ControlService
 from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
@@ -24,3 +25,4 @@ class EmulatorState:
     pool: WorkerPool | None
     watch: JobWatch
     sessions: SessionService
+    control: ControlService

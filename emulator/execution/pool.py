@@ -14,10 +14,12 @@ import logging
 import multiprocessing
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+from emulator.control.rules import InjectedOutcome
 from emulator.execution.runner import Completed, Failed, Ticket, child_main
 from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.ids import new_id
@@ -214,7 +216,7 @@ class Slot(threading.Thread):
                 self._current = None
         self._finish(job, outcome)
 
-    def _prepare_and_simulate(self, job: JobSnapshot) -> Completed | Failed | str:
+    def _prepare_and_simulate(self, job: JobSnapshot) -> Outcome:
         """Fetch the input, hand the job to the child and wait: the job's outcome."""
         assert self._process is not None and self._conn is not None
         try:
@@ -240,11 +242,61 @@ class Slot(threading.Thread):
         if self._kill_current or not self.pool.repo.heartbeat(self.worker_id, job.id):
             self._drain_interrupts()
             return "cancelled"
+        deadline = _deadline(job)
+        if job.outcome is not None:
+            # An injected outcome: no simulation, just the (optional) run time, then the end.
+            injected = InjectedOutcome.from_json(json.loads(job.outcome))
+            interrupted = self._pause(job, job.min_run_seconds or 0.0, deadline)
+            if interrupted is not None:
+                return interrupted
+            if injected.state is JobState.CANCELLED:
+                return Injected(injected.reason, injected.reason_code)
+            return Failed(
+                reason=injected.reason or "The job failed (injected through the control plane).",
+                reason_code=injected.reason_code or REASON_CRASH,
+                solution="Remove the outcome rule (POST /_emulator/outcomes) to run jobs again.",
+                detail="",
+            )
         ticket = Ticket(
-            job.id, job.program_id, params, backend.name, backend.snapshot.source, direct
+            job.id,
+            job.program_id,
+            params,
+            backend.name,
+            backend.snapshot.source,
+            direct,
+            default_seed=job.seed,
         )
         self._conn.send(ticket)
-        return self._await_outcome(job, _deadline(job))
+        outcome = self._await_outcome(job, deadline)
+        if isinstance(outcome, Completed) and job.min_run_seconds:
+            # Timed progression or a delayed outcome: Running for at least this long.
+            interrupted = self._pause(job, job.min_run_seconds, deadline)
+            if interrupted is not None:
+                return interrupted
+        return outcome
+
+    def _pause(self, job: JobSnapshot, seconds: float, deadline: float | None) -> str | None:
+        """Stay Running until `seconds` after the job started; why not, if interrupted."""
+        started = job.running_at or utcnow()
+        remaining = seconds - (utcnow() - started).total_seconds()
+        until = time.monotonic() + max(0.0, remaining)
+        next_beat = time.monotonic() + HEARTBEAT_S
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return "timeout"
+            if now >= until:
+                return None
+            limit = min(until, next_beat, deadline if deadline is not None else until)
+            if wait([self._interrupt_recv], max(0.0, limit - now)):
+                self._drain_interrupts()
+                if self._kill_current:
+                    return "cancelled"
+                if self.pool._stopping.is_set():
+                    return "stopping"
+            if time.monotonic() >= next_beat:
+                self.pool.repo.heartbeat(self.worker_id, job.id)
+                next_beat = time.monotonic() + HEARTBEAT_S
 
     def _abandon(self, job: JobSnapshot, exc: Exception) -> None:
         """Fail a job whose handling raised, so it is never left Running."""
@@ -261,14 +313,12 @@ class Slot(threading.Thread):
         except Exception:  # noqa: BLE001 - the store itself failing: recovery will requeue it
             log.exception("could not mark job %s failed", job.id)
 
-    def _finish(self, job: JobSnapshot, outcome: Completed | Failed | str) -> None:
+    def _finish(self, job: JobSnapshot, outcome: Outcome) -> None:
         if job.api is Api.DIRECT_ACCESS and outcome != "stopping":
             outcome = self._deliver(job, outcome)
         self._record(job, outcome)
 
-    def _deliver(
-        self, job: JobSnapshot, outcome: Completed | Failed | str
-    ) -> Completed | Failed | str:
+    def _deliver(self, job: JobSnapshot, outcome: Outcome) -> Outcome:
         """PUT a Direct Access job's results (on success) and logs (always) to its storage.
 
         A write that fails turns a completed job into a failed one, as on IBM's service.
@@ -327,9 +377,18 @@ class Slot(threading.Thread):
                 self.pool.repo.heartbeat(self.worker_id, job.id)
                 next_beat = now + HEARTBEAT_S
 
-    def _record(self, job: JobSnapshot, outcome: Completed | Failed | str) -> None:
+    def _record(self, job: JobSnapshot, outcome: Outcome) -> None:
         repo = self.pool.repo
-        if isinstance(outcome, Completed):
+        if isinstance(outcome, Injected):
+            repo.transition(
+                job.id,
+                JobState.CANCELLED,
+                held_by=self.worker_id,
+                message=f"Job cancelled: {outcome.reason or 'injected through the control plane'}",
+                reason=outcome.reason,
+                reason_code=outcome.reason_code,
+            )
+        elif isinstance(outcome, Completed):
             repo.complete_job(
                 job.id, self.worker_id, outcome.result, outcome.log, outcome.quantum_seconds
             )
@@ -405,6 +464,18 @@ class Slot(threading.Thread):
             conn.close()
 
 
+@dataclass(frozen=True)
+class Injected:
+    """A Cancelled outcome injected through the control plane (no simulation ran)."""
+
+    reason: str | None
+    reason_code: int | None
+
+
+# A job's end as the slot sees it; strings are the ends without a result (see _record).
+Outcome = Completed | Failed | Injected | str
+
+
 def _deadline(job: JobSnapshot) -> float | None:
     """Monotonic deadline from the job's time limit (max_execution_time / timeout_secs)."""
     if not job.time_limit or job.time_limit <= 0:
@@ -429,8 +500,10 @@ def _storage_failure(exc: StorageError) -> Failed:
     )
 
 
-def _outcome_lines(outcome: Completed | Failed | str, job: JobSnapshot) -> list[tuple[str, str]]:
+def _outcome_lines(outcome: Outcome, job: JobSnapshot) -> list[tuple[str, str]]:
     """(level, message) lines that end a Direct Access job's log."""
+    if isinstance(outcome, Injected):
+        return [("WARNING", f"Job {job.id} was cancelled: {outcome.reason or 'injected'}")]
     if isinstance(outcome, Completed):
         return [("INFO", line) for line in outcome.log] + [("INFO", f"Finished {job.id}")]
     if isinstance(outcome, Failed):

@@ -8,6 +8,7 @@ notice a flag.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ class Ticket:
     source: str
     # Direct Access: answer in IBM's plain JSON when the input says `support_qiskit: false`.
     honour_support_qiskit: bool = False
+    # After `POST /_emulator/seed`: the seed_simulator of a job that sets none itself.
+    default_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,10 @@ def run_ticket(ticket: Ticket) -> Completed | Failed:
 
     try:
         snapshot = load_snapshot(ticket.backend, ticket.source)
-        out = programs.run_program(ticket.program_id, ticket.params, snapshot)
+        params = ticket.params
+        if ticket.default_seed is not None:
+            params = _with_default_seed(ticket.program_id, params, ticket.default_seed)
+        out = programs.run_program(ticket.program_id, params, snapshot)
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):
             from emulator.programs.plain import plain_results
@@ -131,3 +137,21 @@ def run_ticket(ticket: Ticket) -> Completed | Failed:
             solution="This is likely an emulator defect; the job log has the traceback.",
             detail=traceback.format_exc(),
         )
+
+
+def _with_default_seed(program_id: str, params_text: str, seed: int) -> str:
+    """`params` with `options.simulator.seed_simulator` set, unless the job sets one."""
+    try:
+        params = json.loads(params_text)
+    except ValueError:
+        return params_text  # the program reports the bad input itself
+    if program_id not in ("sampler", "estimator") or not isinstance(params, dict):
+        return params_text
+    options = params.setdefault("options", {})
+    if not isinstance(options, dict):
+        return params_text
+    simulator = options.setdefault("simulator", {})
+    if not isinstance(simulator, dict) or simulator.get("seed_simulator") is not None:
+        return params_text
+    simulator["seed_simulator"] = seed
+    return json.dumps(params)

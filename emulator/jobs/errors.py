@@ -149,6 +149,10 @@ class SessionBackendMismatch(EmulatorError):
     """A job for a session that runs on another backend."""
 
 
+class BackendUnavailable(EmulatorError):
+    """The backend is paused or offline (set through the control plane)."""
+
+
 class UsageLimitReached(EmulatorError):
     """The instance has used its execution time for the period (refuse mode)."""
 

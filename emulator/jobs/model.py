@@ -99,6 +99,12 @@ class JobSnapshot:
     api: Api = Api.RUNTIME
     storage: str | None = None  # JSON of the Direct Access storage locations
     time_limit: int | None = None  # seconds of execution before the job is stopped
+    # Control plane (see emulator/control): held for manual release, a minimum run time,
+    # an injected outcome (JSON), and the default sampling seed after `POST /_emulator/seed`.
+    held: bool = False
+    min_run_seconds: float | None = None
+    outcome: str | None = None
+    seed: int | None = None
 
     @property
     def owner(self) -> Owner:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
 from emulator import programs
+from emulator.control.rules import BackendState
 from emulator.ids import new_id
 from emulator.jobs.admission import (
     InstanceLimits,
@@ -23,6 +24,7 @@ from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.errors import (
     BackendNotFound,
     BackendReserved,
+    BackendUnavailable,
     InvalidRequest,
     ProgramNotFound,
     UnknownBackendInRequest,
@@ -39,6 +41,7 @@ from emulator.jobs.model import (
     isoformat,
     utcnow,
 )
+from emulator.store.controls import ControlStore
 from emulator.store.repository import Repository
 from emulator.store.sessions import SessionStore
 
@@ -73,13 +76,15 @@ class JobService:
         reservations: tuple[Reservation, ...] = (),
         sessions: SessionStore | None = None,
         limits: InstanceLimits | None = None,
+        controls: ControlStore | None = None,
     ) -> None:
         self.repo = repo
+        self.controls = controls
         self.sessions = sessions
         self.limits = limits or InstanceLimits()
         self.backends = backends
         self.lanes = lanes or LaneLimit(5)
-        self.reservations = reservations
+        self._configured_reservations = reservations
         self.hooks: ExecutionHooks = hooks or _NoExecution()
         self._new_id = id_factory
         # QPY decoding in several request threads at once has crashed qiskit's native code
@@ -94,6 +99,7 @@ class JobService:
             backend = self.backends.get(request.backend)
         except BackendNotFound:
             raise UnknownBackendInRequest(f"Backend not found: {request.backend}") from None
+        self._require_online(backend.name)
         with self._validation_lock:
             try:
                 programs.validate_params(request.program_id, request.params, backend.snapshot)
@@ -121,6 +127,7 @@ class JobService:
                 time_limit=request.cost,
             ),
             admit=admit,
+            prepare=self._prepare(),
         )
         self.hooks.job_submitted()
         return job
@@ -135,6 +142,7 @@ class JobService:
         backend = self.backends.get(request.backend)
         if backend.mock:
             raise BackendNotFound(f"Backend {request.backend} not found.")
+        self._require_online(backend.name)
         if self.reserved_against(backend.name, owner.instance):
             raise BackendReserved(backend.name)
         job = self.repo.create_job(
@@ -150,9 +158,40 @@ class JobService:
                 time_limit=request.timeout_secs,
             ),
             lanes=self.lanes,
+            prepare=self._prepare(),
         )
         self.hooks.job_submitted()
         return job
+
+    @property
+    def reservations(self) -> tuple[Reservation, ...]:
+        """Reservations from the settings, then those made through the control plane."""
+        made = [r for _, r in self.controls.reservations()] if self.controls else []
+        return (*self._configured_reservations, *made)
+
+    def backend_state(self, backend: str) -> BackendState:
+        """The backend's availability: online unless the control plane says otherwise."""
+        if self.controls is None:
+            return BackendState()
+        return self.controls.backend_states().get(backend, BackendState())
+
+    def _require_online(self, backend: str) -> None:
+        state = self.backend_state(backend)
+        if not state.accepts_jobs:
+            raise BackendUnavailable(
+                f"Backend {backend} is {state.status.value}"
+                + (f": {state.message}" if state.message else "")
+                + "; it does not accept jobs."
+            )
+
+    def _prepare(self) -> Callable[[Connection, NewJob], tuple[NewJob, Mapping[str, Any]]] | None:
+        return self.controls.job_controls if self.controls else None
+
+    def poll_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
+        """A client's status poll: counts toward releasing a held job (manual progression)."""
+        if self.repo.note_poll(owner, job_id):
+            self.hooks.job_submitted()
+        return self.repo.get_job(owner, job_id, with_params=with_params)
 
     def reservation_of(self, backend: str) -> Reservation | None:
         """The reservation holding `backend` now, if any."""

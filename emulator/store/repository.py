@@ -20,10 +20,13 @@ from sqlalchemy import (
     case,
     delete,
     distinct,
+    false,
     func,
     insert,
+    or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -89,6 +92,10 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
         api=Api(m["api"]),
         storage=m["storage"],
         time_limit=m["time_limit"],
+        held=bool(m["held"]),
+        min_run_seconds=m["min_run_seconds"],
+        outcome=m["outcome"],
+        seed=m["seed"],
     )
 
 
@@ -139,20 +146,26 @@ class Repository:
         job: NewJob,
         lanes: LaneLimit | None = None,
         admit: Callable[[Connection], None] | None = None,
+        prepare: Callable[[Connection, NewJob], tuple[NewJob, Mapping[str, Any]]] | None = None,
     ) -> JobSnapshot:
         """Store a new Queued job with its tags and a first log line.
 
         With `lanes`, the id must be new (DuplicateJobId) and the backend must have a free
         execution lane (LanesFull); `admit` may refuse the job by raising (e.g. its session
         is closed). All are checked in the inserting transaction, so concurrent submissions
-        cannot overfill a backend or slip into a session that is closing.
+        cannot overfill a backend or slip into a session that is closing. `prepare` then
+        gives the job as stored and extra column values (the control plane's), in the same
+        transaction, so a rule it consumes is consumed only by a job that was stored.
         """
         now = utcnow()
+        extra: Mapping[str, Any] = {}
         with self.engine.begin() as conn:
             if lanes is not None:
                 self._admit(conn, job, lanes)
             if admit is not None:
                 admit(conn)
+            if prepare is not None:
+                job, extra = prepare(conn, job)
             try:
                 conn.execute(
                     insert(jobs).values(
@@ -174,6 +187,7 @@ class Repository:
                         time_limit=job.time_limit,
                         created_at=now,
                         attempts=0,
+                        **extra,
                     )
                 )
             except IntegrityError as exc:
@@ -454,6 +468,8 @@ class Repository:
             .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
             .where(
                 jobs.c.state == JobState.QUEUED.value,
+                jobs.c.held == false(),
+                or_(jobs.c.not_before.is_(None), jobs.c.not_before <= utcnow()),
                 ~and_(dedicated, session_busy),
                 *([jobs.c.instance.not_in(list(held_instances))] if held_instances else []),
             )
@@ -579,6 +595,114 @@ class Repository:
                     .where(jobs.c.backend == backend, jobs.c.state == JobState.QUEUED.value)
                 ).scalar_one()
             )
+
+    # -- control plane -------------------------------------------------------------------------
+
+    def note_poll(self, owner: Owner, job_id: str) -> bool:
+        """Count a status poll of a held job; True when it released the job (manual mode)."""
+        with self.engine.begin() as conn:
+            released = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    *_owned_by(owner),
+                    jobs.c.held == true(),
+                    jobs.c.release_after_polls.is_not(None),
+                    jobs.c.state == JobState.QUEUED.value,
+                )
+                .values(
+                    polls=jobs.c.polls + 1,
+                    held=jobs.c.polls + 1 < jobs.c.release_after_polls,
+                )
+                .returning(jobs.c.held)
+            ).one_or_none()
+            if released is None or released[0]:
+                return False
+            self._event(conn, job_id, "Job released after its status polls")
+        return True
+
+    def release(self, job_id: str | None = None, backend: str | None = None) -> list[str]:
+        """Release held Queued jobs (one, one backend's, or all); the ids released."""
+        conditions = [jobs.c.held == true(), jobs.c.state == JobState.QUEUED.value]
+        if job_id is not None:
+            conditions.append(jobs.c.id == job_id)
+        if backend is not None:
+            conditions.append(jobs.c.backend == backend)
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    update(jobs).where(*conditions).values(held=False).returning(jobs.c.id)
+                )
+                .scalars()
+                .all()
+            )
+            for released in ids:
+                self._event(conn, released, "Job released through the control plane")
+        return ids
+
+    def reset(self, instance: str | None = None) -> list[str]:
+        """Delete every job and session (of one instance); the ids that were Running."""
+        job_scope = [] if instance is None else [jobs.c.instance == instance]
+        session_scope = [] if instance is None else [sessions.c.instance == instance]
+        with self.engine.begin() as conn:
+            running = list(
+                conn.execute(
+                    select(jobs.c.id).where(*job_scope, jobs.c.state == JobState.RUNNING.value)
+                )
+                .scalars()
+                .all()
+            )
+            doomed = select(jobs.c.id).where(*job_scope)
+            conn.execute(delete(job_tags).where(job_tags.c.job_id.in_(doomed)))
+            conn.execute(delete(job_events).where(job_events.c.job_id.in_(doomed)))
+            conn.execute(delete(jobs).where(*job_scope))
+            conn.execute(delete(sessions).where(*session_scope))
+        return running
+
+    def all_jobs(
+        self,
+        *,
+        limit: int = 100,
+        state: JobState | None = None,
+        instance: str | None = None,
+        backend: str | None = None,
+    ) -> list[JobSnapshot]:
+        """Newest jobs across every instance and API, for the control plane."""
+        query = select(*_SUMMARY).order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit)
+        if state is not None:
+            query = query.where(jobs.c.state == state.value)
+        if instance is not None:
+            query = query.where(jobs.c.instance == instance)
+        if backend is not None:
+            query = query.where(jobs.c.backend == backend)
+        with self._read() as conn, conn.begin():
+            rows = conn.execute(query).all()
+            tags = self._tags_of(conn, [r._mapping["id"] for r in rows])
+        return [_snapshot(r, tags[r._mapping["id"]]) for r in rows]
+
+    def find_job(self, job_id: str, with_params: bool = False) -> JobSnapshot:
+        """Any instance's job, for the control plane."""
+        with self._read() as conn, conn.begin():
+            snapshot = self._load(conn, job_id, None)
+            if snapshot is None:
+                raise JobNotFound(job_id)
+            if with_params:
+                params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
+                snapshot = _with(snapshot, params=params)
+        return snapshot
+
+    def raw_result(self, job_id: str) -> str | None:
+        with self._read() as conn, conn.begin():
+            return conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
+
+    def queue_lengths(self) -> dict[str, int]:
+        with self._read() as conn, conn.begin():
+            rows = conn.execute(
+                select(jobs.c.backend, func.count())
+                .where(jobs.c.state == JobState.QUEUED.value)
+                .group_by(jobs.c.backend)
+            ).all()
+        return {backend: int(n) for backend, n in rows}
 
     def usage_seconds(self, instance: str, since: datetime | None = None) -> float:
         """Execution seconds of an instance's jobs that ended after `since`, through any API."""

@@ -66,6 +66,15 @@ class SessionStore:
         with self.repo.engine.begin() as conn:
             return self._settled(conn, session_id, instance, utcnow())
 
+    def all(self, limit: int = 100) -> list[SessionSnapshot]:
+        """The newest sessions of every instance, settled (for the control plane)."""
+        now = utcnow()
+        with self.repo.engine.begin() as conn:
+            rows = conn.execute(
+                select(sessions).order_by(sessions.c.created_at.desc()).limit(limit)
+            ).all()
+            return [self._settle_row(conn, row, now) for row in rows]
+
     # -- client changes ------------------------------------------------------------------------
 
     def set_accepting(self, instance: str, session_id: str, accepting: bool) -> SessionSnapshot:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from emulator.jobs.model import JobState
@@ -53,6 +54,14 @@ jobs = Table(
     Column("api", String(16), nullable=False, default="runtime"),
     Column("storage", Text),
     Column("time_limit", Integer),
+    # Control plane: set at submission from the progression policy and outcome rules.
+    Column("held", Boolean, nullable=False, default=False, server_default=false()),
+    Column("release_after_polls", Integer),
+    Column("polls", Integer, nullable=False, default=0, server_default="0"),
+    Column("not_before", DateTime),
+    Column("min_run_seconds", Float),
+    Column("outcome", Text),
+    Column("seed", Integer),
     CheckConstraint(f"state IN ({_STATES})", name="job_state_valid"),
 )
 Index("ix_jobs_instance_created", jobs.c.instance, jobs.c.api, jobs.c.created_at)
@@ -95,3 +104,17 @@ job_events = Table(
     Column("message", Text, nullable=False),
 )
 Index("ix_job_events_job", job_events.c.job_id, job_events.c.id)
+
+# Control-plane state (progression, outcome rules, faults, backend states, reservations, seed):
+# rows, so it persists across restarts and every process reads the same rules.
+controls = Table(
+    "controls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("scope", String(255), nullable=False, default="", server_default=""),
+    Column("body", Text, nullable=False),
+    Column("remaining", Integer),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_controls_kind", controls.c.kind, controls.c.scope, controls.c.id)

@@ -258,3 +258,16 @@ def test_a_job_interrupted_after_its_session_closed_is_not_requeued(repo: Reposi
     (recovered,) = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
     assert recovered.id == "j1" and recovered.state is JobState.FAILED
     assert recovered.reason_code == 1217 and "session" in (recovered.reason or "")
+
+
+def test_an_older_data_dir_gains_the_new_columns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_store_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN seed")
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN held")
+    engine.dispose()
+    repo = Repository(create_store_engine(url))
+    new(repo, "j1")
+    job = repo.get_job(A, "j1")
+    assert job.held is False and job.seed is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -10,6 +12,7 @@ from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
 from emulator.api.direct_access import errors, schemas, views
+from emulator.jobs.backends import ServedBackend
 from emulator.jobs.errors import BackendNotFound
 from emulator.jobs.model import Api, JobFilter, Owner
 from emulator.runtime_state import EmulatorState
@@ -46,16 +49,20 @@ def _locked(request: Request, name: str) -> bool:
     return _state(request).jobs.reserved_against(name, _owner(request).instance)
 
 
+def _view(request: Request, backend: ServedBackend) -> dict[str, Any]:
+    state = _state(request).jobs.backend_state(backend.name)
+    return views.backend_view(backend, _locked(request, backend.name), state)
+
+
 async def list_backends(request: Request) -> Response:
     backends = [b for b in _state(request).backends.all() if not b.mock]
-    return JSONResponse(
-        {"backends": [views.backend_view(b, _locked(request, b.name)) for b in backends]}
-    )
+    views_ = await run_in_threadpool(lambda: [_view(request, b) for b in backends])
+    return JSONResponse({"backends": views_})
 
 
 async def get_backend(request: Request) -> Response:
     backend = _backend(request)
-    return JSONResponse(views.backend_view(backend, _locked(request, backend.name)))
+    return JSONResponse(await run_in_threadpool(_view, request, backend))
 
 
 async def backend_configuration(request: Request) -> Response:
@@ -107,7 +114,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     job = await run_in_threadpool(
-        _state(request).jobs.get_job, _owner(request), request.path_params["job_id"]
+        _state(request).jobs.poll_job, _owner(request), request.path_params["job_id"]
     )
     return JSONResponse(views.job_view(job))
 

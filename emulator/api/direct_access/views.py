@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from emulator.control.rules import BackendState
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.model import JobSnapshot, JobState, isoformat
 
@@ -44,11 +45,13 @@ def job_view(job: JobSnapshot) -> dict[str, Any]:
     return body
 
 
-def backend_view(backend: ServedBackend, locked: bool) -> dict[str, Any]:
-    return {
+def backend_view(backend: ServedBackend, locked: bool, state: BackendState) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "name": backend.name,
-        "status": "online",
-        "message": "available",
+        "status": state.status.value,
+        "message": state.message or "available",
         "version": backend.snapshot.backend_version,
-        "locked": locked,
     }
+    if state.accepts_jobs:  # IBM: `locked` is only present for online backends
+        view["locked"] = locked
+    return view

@@ -30,6 +30,7 @@ STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
     (e.SessionClosed, 409, "1217"),
     (e.SessionBackendMismatch, 409, "1002"),
     (e.UsageLimitReached, 409, "4317"),
+    (e.BackendUnavailable, 409, "1004"),
     (e.RequestTooLarge, 413, "1413"),
     (e.RequestTimeout, 408, "1408"),
     (e.BackendDataNotFound, 404, "1009"),
@@ -52,6 +53,7 @@ SOLUTIONS = {
     "1217": "Open a new session (or batch) and submit the job to it.",
     "3458": "Wait for a pending job to finish (or cancel one), then submit again.",
     "1202": "Reduce the request rate and try again after Retry-After seconds.",
+    "1004": "Use another backend, or wait until this one is online again.",
     "4317": "Wait for the next usage period, or ask for a higher limit (see --usage-limits).",
     "1218": "Verify the session ID is correct, and that you use the instance that created it.",
 }

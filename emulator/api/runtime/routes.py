@@ -45,7 +45,8 @@ async def list_backends(request: Request) -> Response:
     devices = []
     for backend in state.backends.all():
         queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
-        devices.append(views.device_view(backend, queued))
+        availability = await run_in_threadpool(state.jobs.backend_state, backend.name)
+        devices.append(views.device_view(backend, queued, availability))
     return JSONResponse({"devices": devices})
 
 
@@ -73,7 +74,8 @@ async def backend_status(request: Request) -> Response:
     state = _state(request)
     backend = state.backends.get(request.path_params["name"])
     queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
-    return JSONResponse(views.status_view(backend, queued))
+    availability = await run_in_threadpool(state.jobs.backend_state, backend.name)
+    return JSONResponse(views.status_view(backend, queued, availability))
 
 
 async def backend_defaults(request: Request) -> Response:
@@ -141,13 +143,13 @@ async def get_job(request: Request) -> Response:
     async def read() -> JobSnapshot:
         return await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
 
+    # The client's poll: counts toward releasing a job held by manual progression.
+    job = await run_in_threadpool(state.jobs.poll_job, _owner(request), job_id, not exclude)
     hold = state.settings.status_hold_ms / 1000
-    if hold > 0 and state.pool is not None and state.pool.slots:
+    if hold > 0 and not job.state.terminal and not job.held and state.pool and state.pool.slots:
         # Most jobs end within milliseconds: answer this poll with the outcome, not "Queued"
         # or "Running" (the client sleeps between polls; the outcome saves it that sleep).
         job = await state.watch.wait_until_final(job_id, read, _is_final, hold)
-    else:
-        job = await read()
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import qiskit
 
 from emulator.config import Instance
+from emulator.control.rules import BackendState
 from emulator.jobs.admission import UsageReport
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.model import JobSnapshot, JobState, isoformat
@@ -95,12 +96,12 @@ def metrics_view(job: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def device_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
+def device_view(backend: ServedBackend, queue_length: int, state: BackendState) -> dict[str, Any]:
     """One entry of `GET /backends` `devices`."""
     conf = backend.snapshot.configuration
     view: dict[str, Any] = {
         "name": backend.name,
-        "status": {"name": "online", "reason": "available"},
+        "status": {"name": state.status.value, "reason": state.message or "available"},
         "is_simulator": False,
         "qubits": backend.num_qubits,
         "queue_length": queue_length,
@@ -114,11 +115,13 @@ def device_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
     return view
 
 
-def status_view(backend: ServedBackend, queue_length: int) -> dict[str, Any]:
+def status_view(backend: ServedBackend, queue_length: int, state: BackendState) -> dict[str, Any]:
+    """`GET /backends/{name}/status`: `state` false and the status name unless online."""
+    online = state.accepts_jobs
     return {
-        "state": True,
-        "status": "active",
-        "message": "available",
+        "state": online,
+        "status": "active" if online else state.status.value,
+        "message": state.message or ("available" if online else state.status.value),
         "length_queue": queue_length,
         "backend_version": backend.snapshot.backend_version,
     }

@@ -1,0 +1,1 @@
+"""The control plane's rules: progression, outcomes, faults, backend states."""
