@@ -7,12 +7,13 @@ them (a test checks the two agree). A GET never changes state.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from emulator import __version__
@@ -26,6 +27,7 @@ from emulator.jobs.sessions import SessionSnapshot
 from emulator.runtime_state import EmulatorState
 
 BODY_LIMIT = 1 << 20
+DASHBOARD = (resources.files("emulator.api.admin") / "dashboard.html").read_text(encoding="utf-8")
 
 
 def _state(request: Request) -> EmulatorState:
@@ -127,6 +129,11 @@ def session_json(session: SessionSnapshot) -> dict[str, Any]:
 
 
 # -- inspection --------------------------------------------------------------------------------
+
+
+async def dashboard(request: Request) -> Response:
+    """The dashboard: one self-contained page that reads the JSON routes below."""
+    return HTMLResponse(DASHBOARD)
 
 
 async def health(request: Request) -> Response:
@@ -313,6 +320,7 @@ async def delete_reservation(request: Request) -> Response:
 
 
 routes = [
+    Route("/", dashboard),
     Route("/health", health),
     Route("/info", info),
     Route("/openapi.json", openapi),

@@ -1,0 +1,97 @@
+"""pytest plugin shipped with the emulator (registered through the `pytest11` entry point).
+
+Fixtures, all opt-in (nothing starts unless a test asks for one):
+
+- `emulator_server` (session): `python -m emulator serve` on a free loopback port with its
+  data in a temporary directory; or, when `IBMQ_EMULATOR_URL` is set, that running server.
+- `emulator` (function): an `EmulatorControl` for the control plane, after a full reset, so
+  every test starts with no jobs, sessions or rules.
+- `emulator_env` (function): the variables `python -m emulator env` prints, set in
+  `os.environ` for the test (the clients read them there), as a dict.
+- `runtime_service` (function): a `QiskitRuntimeService()` configured only by those variables.
+
+Options: `--emulator-workers N` (default 2) and `--emulator-arg ARG` (repeatable, passed to
+`serve`, e.g. `--emulator-arg=--backends=fake_manila`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator.testing import (
+    EmulatorControl,
+    EmulatorServer,
+    applied_env,
+    temporary_data_dir,
+)
+from emulator.testing import (
+    emulator_env as read_emulator_env,
+)
+
+URL_VARIABLE = "IBMQ_EMULATOR_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ibmq-emulator", "IBM Quantum emulator")
+    group.addoption(
+        "--emulator-workers", type=int, default=2, help="simulation processes of the server"
+    )
+    group.addoption(
+        "--emulator-arg", action="append", default=[], help="extra argument for `serve`"
+    )
+
+
+class _External:
+    """A server someone else started: only its URL is known."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def emulator_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer | _External]:
+    """The emulator for this test session (started once, stopped at the end)."""
+    external = os.environ.get(URL_VARIABLE)
+    if external:
+        yield _External(external)
+        return
+    server = EmulatorServer(
+        temporary_data_dir(),
+        *request.config.getoption("--emulator-arg"),
+        workers=request.config.getoption("--emulator-workers"),
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def emulator(emulator_server: EmulatorServer | _External) -> Iterator[EmulatorControl]:
+    """The control plane, after a full reset of the server."""
+    control = EmulatorControl(emulator_server.url)
+    control.reset()
+    try:
+        yield control
+    finally:
+        control.close()
+
+
+@pytest.fixture()
+def emulator_env(emulator_server: EmulatorServer | _External) -> Iterator[dict[str, str]]:
+    """`python -m emulator env` for the server, applied to `os.environ` during the test."""
+    values = read_emulator_env(emulator_server.url)
+    with applied_env(values):
+        yield values
+
+
+@pytest.fixture()
+def runtime_service(emulator: EmulatorControl, emulator_env: dict[str, str]) -> Any:
+    """A ready `QiskitRuntimeService`, pointed at the (freshly reset) emulator."""
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    return QiskitRuntimeService()
