@@ -324,3 +324,70 @@ def test_dropped_connection(control_server: EmulatorServer, admin: httpx.Client)
     assert httpx.get(control_server.url + "/api/v1/versions").status_code == 200
     entries = admin.get("/requests").json()["requests"]
     assert entries[-2]["fault"]["action"] == "drop" and entries[-1]["fault"] is None
+
+
+def test_offline_and_reserved_backends_refuse_direct_access_jobs(
+    control_server: EmulatorServer, admin: httpx.Client
+) -> None:
+    from tests.integration.test_direct_access_http import job_body
+    from tests.objects import object_server
+
+    headers = bearer(control_server.url)
+    with (
+        object_server() as objects,
+        httpx.Client(base_url=control_server.url, headers=headers, timeout=30) as da,
+    ):
+        admin.put("/backends/ibm_fez/state", json={"state": "offline"})
+        refused = da.post("/v1/jobs", json=job_body(objects, "ibm_fez"))
+        assert refused.status_code == 409 and refused.json()["errors"][0]["code"] == "1004"
+        admin.put("/backends/ibm_fez/state", json={"state": "online"})
+        now = datetime.now(UTC)
+        admin.post(
+            "/reservations",
+            json={
+                "backend": "ibm_fez",
+                "start": (now - timedelta(minutes=1)).isoformat(),
+                "end": (now + timedelta(minutes=5)).isoformat(),
+                "instance": "team-b",
+            },
+        )
+        reserved = da.post("/v1/jobs", json=job_body(objects, "ibm_fez"))
+        assert reserved.status_code == 423 and reserved.json()["errors"][0]["code"] == "1233"
+
+
+def test_delayed_success(service: Any, admin: httpx.Client) -> None:
+    admin.post("/outcomes", json={"state": "completed", "delay_seconds": 1.5})
+    job = run_bell(service)
+    assert job.result()[0].data.meas.num_shots > 0
+    detail = admin.get(f"/jobs/{job.job_id()}").json()
+    assert detail["duration_seconds"] >= 1.5
+
+
+def test_latency_and_probability(control_server: EmulatorServer, admin: httpx.Client) -> None:
+    admin.post("/faults", json={"path": "*/versions", "latency_ms": 400})
+    admin.post("/faults", json={"path": "*/backends", "status": 500, "probability": 0.0})
+    versions = httpx.get(control_server.url + "/api/v1/versions")
+    assert versions.status_code == 200 and versions.elapsed.total_seconds() >= 0.4
+    headers = bearer(control_server.url)
+    for _ in range(5):  # probability 0: never fires
+        assert (
+            httpx.get(control_server.url + "/api/v1/backends", headers=headers).status_code == 200
+        )
+    admin.delete("/faults")
+    admin.post("/faults", json={"path": "*/backends", "status": 500, "probability": 1.0})
+    assert httpx.get(control_server.url + "/api/v1/backends", headers=headers).status_code == 500
+    journal = admin.get("/requests").json()["requests"]
+    assert journal[0]["duration_ms"] >= 400 and journal[0]["fault"]["action"] == "delay"
+
+
+def test_reset_stops_a_running_simulation(service: Any, admin: httpx.Client) -> None:
+    from tests.circuits import long_running_circuit
+
+    backend = service.backend("ibm_fez")
+    long_job = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())])
+    wait_until(
+        lambda: admin.get(f"/jobs/{long_job.job_id()}").json()["state"] == "running", timeout=60
+    )
+    assert admin.post("/reset").json()["stopped_jobs"] == [long_job.job_id()]
+    # The only worker is free again at once: a small job completes.
+    assert run_bell(service).result()
