@@ -13,7 +13,7 @@ from typing import Any
 
 from emulator import __version__
 from emulator.config import Settings, env_name, setting_fields
-from emulator.control.rules import BackendState, OutcomeRule, ProgressionPolicy
+from emulator.control.rules import BackendState, OutcomeRule, Progression, ProgressionPolicy
 from emulator.control.summaries import params_summary, result_summary
 from emulator.control.traffic import FaultInjector, FaultRule, RequestJournal
 from emulator.execution.pool import WorkerPool
@@ -188,6 +188,8 @@ class ControlService:
         if policy.backend is not None:
             self._backend(policy.backend)
         self.controls.set_progression(policy)
+        if policy.mode is Progression.IMMEDIATE:
+            self.release(backend=policy.backend)  # back to immediate: nothing stays held
         return policy
 
     def progressions(self) -> list[ProgressionPolicy]:

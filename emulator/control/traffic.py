@@ -145,6 +145,11 @@ class FaultInjector:
         self.reload()
         return FaultRule(**{**body, "times": rule.times, "id": rule_id})
 
+    @property
+    def active(self) -> bool:
+        """Whether any rule exists (read without the lock: a stale answer costs one request)."""
+        return bool(self._rules)
+
     def rules(self) -> list[FaultRule]:
         with self._lock:
             return list(self._rules)

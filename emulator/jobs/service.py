@@ -189,9 +189,11 @@ class JobService:
 
     def poll_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
         """A client's status poll: counts toward releasing a held job (manual progression)."""
-        if self.repo.note_poll(owner, job_id):
+        job = self.repo.get_job(owner, job_id, with_params=with_params)
+        if job.held and job.state is JobState.QUEUED and self.repo.note_poll(owner, job_id):
             self.hooks.job_submitted()
-        return self.repo.get_job(owner, job_id, with_params=with_params)
+            job = self.repo.get_job(owner, job_id, with_params=with_params)
+        return job
 
     def reservation_of(self, backend: str) -> Reservation | None:
         """The reservation holding `backend` now, if any."""

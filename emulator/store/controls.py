@@ -283,13 +283,23 @@ class ControlStore:
     def job_controls(self, conn: Connection, job: NewJob) -> tuple[NewJob, dict[str, Any]]:
         """The job as stored (a seeded id) and its control columns."""
         values: dict[str, Any] = {}
-        seeded = self._next_seeded(conn)
+        # One cheap query decides whether any rule applies: most servers have none.
+        kinds = set(
+            conn.execute(
+                select(controls.c.kind)
+                .where(controls.c.kind.in_([SEED, PROGRESSION, OUTCOME]))
+                .distinct()
+            ).scalars()
+        )
+        if not kinds:
+            return job, values
+        seeded = self._next_seeded(conn) if SEED in kinds else None
         if seeded is not None:
             seed, n = seeded
             values["seed"] = seeded_sampling_seed(seed, n)
             if job.api is Api.RUNTIME:  # Direct Access clients choose their own ids
                 job = replace(job, id=seeded_id(seed, n))
-        policy = self._progression_for(conn, job.backend)
+        policy = self._progression_for(conn, job.backend) if PROGRESSION in kinds else None
         run_seconds = 0.0
         if policy is not None and policy.mode is Progression.MANUAL:
             values["held"] = True
@@ -298,7 +308,7 @@ class ControlStore:
             if policy.queue_seconds:
                 values["not_before"] = utcnow() + timedelta(seconds=policy.queue_seconds)
             run_seconds = policy.run_seconds
-        rule = self._take_outcome(conn, job)
+        rule = self._take_outcome(conn, job) if OUTCOME in kinds else None
         if rule is not None:
             run_seconds = max(run_seconds, rule.delay_seconds)
             if rule.state.value != "completed":

@@ -391,3 +391,11 @@ def test_reset_stops_a_running_simulation(service: Any, admin: httpx.Client) -> 
     assert admin.post("/reset").json()["stopped_jobs"] == [long_job.job_id()]
     # The only worker is free again at once: a small job completes.
     assert run_bell(service).result()
+
+
+def test_back_to_immediate_releases_held_jobs(service: Any, admin: httpx.Client) -> None:
+    admin.put("/progression", json={"mode": "manual"})
+    job = run_bell(service)
+    assert job.status() == "QUEUED"
+    admin.put("/progression", json={"mode": "immediate"})
+    assert job.result()
