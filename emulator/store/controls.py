@@ -165,14 +165,7 @@ class ControlStore:
             rule = OutcomeRule.from_json(json.loads(body), rule_id, remaining)
             if not rule.matches(job):
                 continue
-            if remaining <= 1:
-                conn.execute(delete(controls).where(controls.c.id == rule_id))
-            else:
-                conn.execute(
-                    update(controls)
-                    .where(controls.c.id == rule_id)
-                    .values(remaining=controls.c.remaining - 1)
-                )
+            _use_one(conn, rule_id, remaining)
             return rule
         return None
 
@@ -199,14 +192,7 @@ class ControlStore:
             remaining = row[0]
             if remaining is None:  # no `times`: unlimited
                 return True
-            if remaining <= 1:
-                conn.execute(delete(controls).where(controls.c.id == rule_id))
-            else:
-                conn.execute(
-                    update(controls)
-                    .where(controls.c.id == rule_id)
-                    .values(remaining=controls.c.remaining - 1)
-                )
+            _use_one(conn, rule_id, remaining)
             return remaining >= 1
 
     # -- backend states --------------------------------------------------------------------
@@ -317,3 +303,15 @@ class ControlStore:
         if run_seconds:
             values["min_run_seconds"] = run_seconds
         return job, values
+
+
+def _use_one(conn: Connection, rule_id: int, remaining: int) -> None:
+    """One use of a counted rule: the last use removes it."""
+    if remaining <= 1:
+        conn.execute(delete(controls).where(controls.c.id == rule_id))
+    else:
+        conn.execute(
+            update(controls)
+            .where(controls.c.id == rule_id)
+            .values(remaining=controls.c.remaining - 1)
+        )

@@ -269,6 +269,9 @@ class Repository:
 
     def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
         """One job of an owner."""
+        return self._get(owner, job_id, with_params)
+
+    def _get(self, owner: Owner | None, job_id: str, with_params: bool) -> JobSnapshot:
         with self._read() as conn, conn.begin():
             snapshot = self._load(conn, job_id, owner)
             if snapshot is None:
@@ -682,14 +685,7 @@ class Repository:
 
     def find_job(self, job_id: str, with_params: bool = False) -> JobSnapshot:
         """Any instance's job, for the control plane."""
-        with self._read() as conn, conn.begin():
-            snapshot = self._load(conn, job_id, None)
-            if snapshot is None:
-                raise JobNotFound(job_id)
-            if with_params:
-                params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
-                snapshot = _with(snapshot, params=params)
-        return snapshot
+        return self._get(None, job_id, with_params)
 
     def raw_result(self, job_id: str) -> str | None:
         with self._read() as conn, conn.begin():
