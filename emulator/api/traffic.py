@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from xml.sax.saxutils import escape
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,7 +66,7 @@ def fault_response(rule: FaultRule, api: str) -> Response:
         xml = (
             '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
             f"{'SlowDown' if status == 503 else 'InternalError'}</Code>"
-            f"<Message>{message}</Message></Error>"
+            f"<Message>{escape(message)}</Message></Error>"
         )
         response = Response(xml, status_code=status, media_type="application/xml")
     else:

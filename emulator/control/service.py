@@ -170,7 +170,10 @@ class ControlService:
             objects = self.settings.data_dir / "objects"
             if objects.is_dir():
                 for child in objects.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                    if child.is_dir():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
         return {"reset": "all" if crn is None else crn, "stopped_jobs": running}
 
     def set_seed(self, raw: Any) -> int | None:
