@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench image clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/latency.py
 	$(PY) bench/direct_access.py
+
+image:
+	docker build -f docker/Dockerfile -t ibm-quantum-emulator .
 
 clean:
 	rm -rf $(VENV) .emulator .pytest_cache .ruff_cache

@@ -76,7 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _env_parser(sub)
+    sub.add_parser(
+        "settings", help="print the configuration reference (every flag and variable) as Markdown"
+    )
     return parser
+
+
+def settings_reference() -> str:
+    """The configuration reference table, generated from the settings (README embeds it)."""
+    lines = [
+        "| Flag | Environment variable | Default | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, _, help_text, default in setting_fields():
+        if isinstance(default, tuple):
+            default = ",".join(default) or "(none)"
+        shown = str(default) if default != "" else "(none)"
+        if len(shown) > 40:
+            shown = shown[:37] + "…"
+        flag = "--" + name.replace("_", "-")
+        help_cell = help_text.replace("|", "\\|")
+        lines.append(f"| `{flag}` | `{env_name(name)}` | `{shown}` | {help_cell} |")
+    return "\n".join(lines)
 
 
 def is_loopback(url: str) -> bool:
@@ -204,6 +225,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"  listening on {url}\n"
         f"  data in {settings.data_dir.resolve()} ({store})\n"
         f"  backends: {', '.join(settings.backends)}; workers: {settings.workers}\n"
+        f"  dashboard: {url}/_emulator/\n"
         f'  point clients at it: eval "$(python -m emulator env --url {url})"',
         flush=True,
     )
@@ -223,4 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "env":
         return cmd_env(args)
+    if args.command == "settings":
+        print(settings_reference())
+        return 0
     return cmd_serve(args)

@@ -110,3 +110,17 @@ def test_configured_api_keys_scope_instances(tmp_path: Path, client_env: dict[st
                 pass
     finally:
         server.stop()
+
+
+def test_serve_prints_a_banner_and_logs_each_request(tmp_path: Path) -> None:
+    server = EmulatorServer(tmp_path, workers=0).start()
+    try:
+        assert httpx.get(server.url + "/api/v1/versions").status_code == 200
+    finally:
+        server.stop()
+    log = server.log()
+    assert "an emulator, not IBM Quantum" in log
+    assert f"listening on {server.url}" in log and f"dashboard: {server.url}/_emulator/" in log
+    assert f"data in {tmp_path.resolve()}" in log
+    assert f'eval "$(python -m emulator env --url {server.url})"' in log
+    assert '"GET /api/v1/versions HTTP/1.1" 200' in log  # one line per request, at info

@@ -1,6 +1,6 @@
 """The dashboard in a real headless browser (Debian's chromium, driven by Playwright).
 
-CI installs chromium (.ci/run) and sets EMULATOR_REQUIRE_BROWSER=1, so there the test can
+CI installs chromium (.ci/run) and sets IBMQ_EMULATOR_REQUIRE_BROWSER=1, so there the test can
 only pass by running; on a machine without chromium it is skipped.
 """
 
@@ -20,7 +20,9 @@ from tests.support import EmulatorServer, service_for
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("EMULATOR_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = (
+    os.environ.get("IBMQ_EMULATOR_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+)
 # Without these, chromium reaches for Google's hosts at start and is refused (closed network).
 FLAGS = [
     "--headless",
@@ -37,7 +39,7 @@ FLAGS = [
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, EmulatorServer]]:
     if not os.path.exists(CHROMIUM):
-        if os.environ.get("EMULATOR_REQUIRE_BROWSER") == "1":
+        if os.environ.get("IBMQ_EMULATOR_REQUIRE_BROWSER") == "1":
             pytest.fail(f"chromium not found at {CHROMIUM} (install Debian's chromium)")
         pytest.skip("chromium is not installed")
     from playwright.sync_api import sync_playwright
