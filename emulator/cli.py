@@ -219,14 +219,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     url = f"http://{settings.host}:{settings.port}"
+    # Bound to every interface (a container, a workshop): this machine reaches it on loopback.
+    local = settings.host in ("0.0.0.0", "::")
+    client_url = f"http://127.0.0.1:{settings.port}" if local else url
     store = "external database" if settings.database_url else "SQLite"
     print(
         f"IBM Quantum API emulator {__version__} — an emulator, not IBM Quantum.\n"
         f"  listening on {url}\n"
         f"  data in {settings.data_dir.resolve()} ({store})\n"
         f"  backends: {', '.join(settings.backends)}; workers: {settings.workers}\n"
-        f"  dashboard: {url}/_emulator/\n"
-        f'  point clients at it: eval "$(python -m emulator env --url {url})"',
+        f"  dashboard: {client_url}/_emulator/\n"
+        f'  point clients at it: eval "$(python -m emulator env --url {client_url})"',
         flush=True,
     )
     config = uvicorn.Config(

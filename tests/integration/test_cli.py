@@ -124,3 +124,12 @@ def test_serve_prints_a_banner_and_logs_each_request(tmp_path: Path) -> None:
     assert f"data in {tmp_path.resolve()}" in log
     assert f'eval "$(python -m emulator env --url {server.url})"' in log
     assert '"GET /api/v1/versions HTTP/1.1" 200' in log  # one line per request, at info
+
+
+def test_banner_of_a_server_on_every_interface_points_clients_at_loopback(tmp_path: Path) -> None:
+    server = EmulatorServer(tmp_path, "--host", "0.0.0.0", workers=0).start()
+    server.stop()
+    port = server.port
+    assert f"listening on http://0.0.0.0:{port}" in server.log()
+    assert f'env --url http://127.0.0.1:{port})"' in server.log()
+    assert f"dashboard: http://127.0.0.1:{port}/_emulator/" in server.log()
