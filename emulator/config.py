@@ -100,6 +100,11 @@ class Settings:
         (), "accepted API keys, comma-separated: key or key=instance|instance (default: any key)"
     )
     token_ttl: int = _setting(3600, "IAM token lifetime in seconds (IBM: one hour)")
+    admin_token: str = _setting(
+        "",
+        "token the control plane's changes require (Authorization: Bearer TOKEN on POST, PUT, "
+        "DELETE under /_emulator); empty: none",
+    )
     job_max_attempts: int = _setting(2, "runs of a job interrupted by a crash before it fails")
     log_level: str = _setting("info", "server log level")
     lanes_per_backend: int = _setting(5, "Direct Access execution lanes per backend (429 beyond)")

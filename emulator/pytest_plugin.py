@@ -5,7 +5,8 @@ Fixtures, all opt-in (nothing starts unless a test asks for one):
 - `emulator_server` (session): `python -m emulator serve` on a free loopback port with its
   data in a temporary directory; or, when `IBMQ_EMULATOR_URL` is set, that running server.
 - `emulator` (function): an `EmulatorControl` for the control plane, after a full reset, so
-  every test starts with no jobs, sessions or rules.
+  every test starts with no jobs, sessions or rules (`IBMQ_EMULATOR_ADMIN_TOKEN` is sent
+  to a server started with `--admin-token`).
 - `emulator_env` (function): the variables `python -m emulator env` prints, set in
   `os.environ` for the test (the clients read them there), as a dict.
 - `runtime_service` (function): a `QiskitRuntimeService()` configured only by those variables.
@@ -33,6 +34,7 @@ from emulator.testing import (
 )
 
 URL_VARIABLE = "IBMQ_EMULATOR_URL"
+TOKEN_VARIABLE = "IBMQ_EMULATOR_ADMIN_TOKEN"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,7 +75,7 @@ def emulator_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer |
 @pytest.fixture()
 def emulator(emulator_server: EmulatorServer | _External) -> Iterator[EmulatorControl]:
     """The control plane, after a full reset of the server."""
-    control = EmulatorControl(emulator_server.url)
+    control = EmulatorControl(emulator_server.url, os.environ.get(TOKEN_VARIABLE))
     control.reset()
     try:
         yield control

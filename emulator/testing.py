@@ -158,9 +158,10 @@ def service_for(server: EmulatorServer, *env_args: str) -> Iterator[Any]:
 class EmulatorControl:
     """The control plane (`/_emulator`) with one helper per feature; raises on HTTP errors."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, admin_token: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url + "/_emulator", timeout=30.0)
+        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self.http = httpx.Client(base_url=self.url + "/_emulator", timeout=30.0, headers=headers)
 
     def close(self) -> None:
         self.http.close()

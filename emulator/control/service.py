@@ -115,6 +115,8 @@ class ControlService:
             value = getattr(self.settings, name)
             if name == "api_keys":
                 value = [key.split("=", 1)[0][:2] + "…" for key in value]
+            elif name == "admin_token":
+                value = "(set)" if value else ""
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Path):

@@ -399,3 +399,23 @@ def test_back_to_immediate_releases_held_jobs(service: Any, admin: httpx.Client)
     assert job.status() == "QUEUED"
     admin.put("/progression", json={"mode": "immediate"})
     assert job.result()
+
+
+def test_admin_token_guards_changes_but_not_reads(tmp_path: Any) -> None:
+    from tests.support import EmulatorControl
+
+    server = EmulatorServer(tmp_path, "--admin-token", "s3cret", workers=0).start()
+    try:
+        admin_url = server.url + "/_emulator"
+        refused = httpx.post(admin_url + "/reset")
+        assert refused.status_code == 401 and "admin token" in refused.json()["error"]["message"]
+        wrong = httpx.post(admin_url + "/reset", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert httpx.get(admin_url + "/info").json()["config"]["admin_token"]["value"] == "(set)"
+        assert httpx.get(admin_url + "/").status_code == 200  # the dashboard stays open
+        control = EmulatorControl(server.url, admin_token="s3cret")
+        assert control.reset()["reset"] == "all"
+        control.hold_jobs()
+        control.close()
+    finally:
+        server.stop()

@@ -6,15 +6,18 @@ them (a test checks the two agree). A GET never changes state.
 
 from __future__ import annotations
 
+import hmac
 import json
 from importlib import resources
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator import __version__
 from emulator.api.admin import errors
@@ -350,4 +353,26 @@ routes = [
     Route("/reservations/{rule_id}", delete_reservation, methods=["DELETE"]),
 ]
 
-middleware = [Middleware(ErrorBoundary, render=errors.render)]
+
+class AdminGuard:
+    """With `--admin-token`, only holders of the token may change state; reads stay open
+    (the dashboard on a projector needs none)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            token = scope["app"].state.emulator.settings.admin_token
+            if token:
+                given = Headers(scope=scope).get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    response = errors.envelope(
+                        401, "The control plane needs `Authorization: Bearer <admin token>`."
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+middleware = [Middleware(ErrorBoundary, render=errors.render), Middleware(AdminGuard)]
