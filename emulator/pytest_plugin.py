@@ -18,6 +18,7 @@ Options: `--emulator-workers N` (default 2) and `--emulator-arg ARG` (repeatable
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,8 +62,9 @@ def emulator_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer |
     if external:
         yield _External(external)
         return
+    data_dir = temporary_data_dir()
     server = EmulatorServer(
-        temporary_data_dir(),
+        data_dir,
         *request.config.getoption("--emulator-arg"),
         workers=request.config.getoption("--emulator-workers"),
     ).start()
@@ -70,6 +72,7 @@ def emulator_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer |
         yield server
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture()
