@@ -111,6 +111,11 @@ class ProgressionPolicy:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ProgressionPolicy:
+        """A policy as stored (already validated when it was set)."""
+        return cls(**{**body, "mode": Progression(body["mode"])})
+
 
 @dataclass(frozen=True)
 class OutcomeRule:

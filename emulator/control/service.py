@@ -82,31 +82,35 @@ class ControlService:
 
     def info(self) -> dict[str, Any]:
         """Version, backends with their state and queue, instances, settings and counts."""
-        states = self.controls.backend_states()
-        queues = self.repo.queue_lengths()
         return {
             "version": __version__,
             "emulator": True,
             "instances": [{"name": i.name, "crn": i.crn} for i in self.settings.instance_list],
             "default_instance": self.settings.default_instance.crn,
             "api_keys_required": bool(self.settings.api_keys),
-            "backends": [
-                {
-                    "name": b.name,
-                    "snapshot": b.snapshot.source,
-                    "qubits": b.num_qubits,
-                    "mock": b.mock,
-                    **states.get(b.name, BackendState()).to_json(),
-                    "queue_length": queues.get(b.name, 0),
-                }
-                for b in self.backends.all()
-            ],
+            "backends": self.backends_overview(),
             "workers": self.settings.workers,
             "database": "sqlite" if not self.settings.database_url else "external",
             "config": self.config(),
             "counts": {"jobs": self.repo.count_by_state()},
             "seed": self.controls.seed(),
         }
+
+    def backends_overview(self) -> list[dict[str, Any]]:
+        """Every backend with its snapshot, width, state and queue length."""
+        states = self.controls.backend_states()
+        queues = self.repo.queue_lengths()
+        return [
+            {
+                "name": b.name,
+                "snapshot": b.snapshot.source,
+                "qubits": b.num_qubits,
+                "mock": b.mock,
+                **states.get(b.name, BackendState()).to_json(),
+                "queue_length": queues.get(b.name, 0),
+            }
+            for b in self.backends.all()
+        ]
 
     def config(self) -> dict[str, Any]:
         """Every setting with its value and environment variable (API keys masked)."""
@@ -219,6 +223,9 @@ class ControlService:
 
     def outcomes(self) -> list[OutcomeRule]:
         return self.controls.outcomes()
+
+    def clear_outcomes(self) -> None:
+        self.controls.clear_outcomes()
 
     def delete_outcome(self, rule_id: int) -> None:
         if not self.controls.delete_outcome(rule_id):

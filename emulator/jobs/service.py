@@ -171,9 +171,22 @@ class JobService:
 
     def backend_state(self, backend: str) -> BackendState:
         """The backend's availability: online unless the control plane says otherwise."""
-        if self.controls is None:
-            return BackendState()
-        return self.controls.backend_states().get(backend, BackendState())
+        return self.controls.backend_state(backend) if self.controls else BackendState()
+
+    def backend_states(self) -> dict[str, BackendState]:
+        """Every backend's availability at once (one read), for the backend lists."""
+        stored = self.controls.backend_states() if self.controls else {}
+        return {b.name: stored.get(b.name, BackendState()) for b in self.backends.all()}
+
+    def locked_backends(self, instance: str) -> set[str]:
+        """The backends an active reservation holds against `instance` (one read)."""
+        reservations, now = self.reservations, utcnow()
+        return {
+            b.name
+            for b in self.backends.all()
+            if (r := active_reservation(reservations, b.name, now)) is not None
+            and r.excludes(instance)
+        }
 
     def _require_online(self, backend: str) -> None:
         state = self.backend_state(backend)
@@ -241,6 +254,10 @@ class JobService:
 
     def queue_length(self, backend: str) -> int:
         return self.repo.queue_length(backend)
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Queued jobs per backend (backends with none are absent)."""
+        return self.repo.queue_lengths()
 
     def usage(self, owner: Owner) -> UsageReport:
         """The instance's execution seconds this period, against its limit if it has one."""

@@ -38,12 +38,15 @@ class JobWatch:
         read: Callable[[], Awaitable[T]],
         is_final: Callable[[T], bool],
         timeout: float,
+        first: Callable[[], Awaitable[T]] | None = None,
     ) -> T:
         """`read()` again on each change of the job until `is_final`, or `timeout` runs out.
 
-        The waiter is registered before each read, so a change between the read and the wait
-        is never missed (it sets the event early instead).
+        `first`, if given, is the first read (e.g. one that also counts the poll). The waiter
+        is registered before each read, so a change between the read and the wait is never
+        missed (it sets the event early instead).
         """
+        next_read = first or read
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -52,7 +55,8 @@ class JobWatch:
             with self._lock:
                 self._waiters[job_id].append(entry)
             try:
-                value = await read()
+                value = await next_read()
+                next_read = read
                 remaining = deadline - loop.time()
                 if is_final(value) or remaining <= 0:
                     return value

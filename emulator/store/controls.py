@@ -10,7 +10,7 @@ import hashlib
 import json
 import string
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -120,10 +120,7 @@ class ControlStore:
             self._put(PROGRESSION, scope, policy.to_json())
 
     def progressions(self) -> list[ProgressionPolicy]:
-        return [
-            ProgressionPolicy(**{**body, "mode": Progression(body["mode"])})
-            for _, _, body, _ in self._rows(PROGRESSION)
-        ]
+        return [ProgressionPolicy.from_json(body) for _, _, body, _ in self._rows(PROGRESSION)]
 
     @staticmethod
     def _progression_for(conn: Connection, backend: str) -> ProgressionPolicy | None:
@@ -136,7 +133,7 @@ class ControlStore:
         body = by_scope.get(backend, by_scope.get(ALL_SCOPES))
         if body is None:
             return None
-        return ProgressionPolicy(**{**body, "mode": Progression(body["mode"])})
+        return ProgressionPolicy.from_json(body)
 
     # -- outcome rules ---------------------------------------------------------------------
 
@@ -153,6 +150,9 @@ class ControlStore:
 
     def delete_outcome(self, rule_id: int) -> bool:
         return self._delete(OUTCOME, rule_id=rule_id)
+
+    def clear_outcomes(self) -> None:
+        self._delete(OUTCOME)
 
     @staticmethod
     def _take_outcome(conn: Connection, job: NewJob) -> OutcomeRule | None:
@@ -203,6 +203,16 @@ class ControlStore:
         else:
             self._put(BACKEND_STATE, backend, state.to_json())
 
+    def backend_state(self, backend: str) -> BackendState:
+        """One backend's state (online when no rule says otherwise)."""
+        with self.engine.connect() as conn:
+            body = conn.execute(
+                select(controls.c.body).where(
+                    controls.c.kind == BACKEND_STATE, controls.c.scope == backend
+                )
+            ).scalar()
+        return BackendState.parse(json.loads(body)) if body else BackendState()
+
     def backend_states(self) -> dict[str, BackendState]:
         return {scope: BackendState.parse(body) for _, scope, body, _ in self._rows(BACKEND_STATE)}
 
@@ -218,8 +228,6 @@ class ControlStore:
         return self._add(RESERVATION, body, scope=reservation.backend)
 
     def reservations(self) -> list[tuple[int, Reservation]]:
-        from datetime import datetime
-
         return [
             (
                 rule_id,

@@ -266,10 +266,7 @@ async def delete_outcome(request: Request) -> Response:
 
 
 async def clear_outcomes(request: Request) -> Response:
-    control = _control(request)
-    for rule in await run_in_threadpool(control.outcomes):
-        assert rule.id is not None
-        await run_in_threadpool(control.delete_outcome, rule.id)
+    await run_in_threadpool(_control(request).clear_outcomes)
     return Response(status_code=204)
 
 
@@ -297,8 +294,7 @@ async def clear_faults(request: Request) -> Response:
 
 
 async def list_backends(request: Request) -> Response:
-    info_body = await run_in_threadpool(_control(request).info)
-    return JSONResponse({"backends": info_body["backends"]})
+    return JSONResponse({"backends": await run_in_threadpool(_control(request).backends_overview)})
 
 
 async def put_backend_state(request: Request) -> Response:

@@ -55,9 +55,17 @@ def _view(request: Request, backend: ServedBackend) -> dict[str, Any]:
 
 
 async def list_backends(request: Request) -> Response:
+    jobs = _state(request).jobs
+    availability = await run_in_threadpool(jobs.backend_states)
+    locked = await run_in_threadpool(jobs.locked_backends, _owner(request).instance)
     backends = [b for b in _state(request).backends.all() if not b.mock]
-    views_ = await run_in_threadpool(lambda: [_view(request, b) for b in backends])
-    return JSONResponse({"backends": views_})
+    return JSONResponse(
+        {
+            "backends": [
+                views.backend_view(b, b.name in locked, availability[b.name]) for b in backends
+            ]
+        }
+    )
 
 
 async def get_backend(request: Request) -> Response:

@@ -42,11 +42,12 @@ def _owner(request: Request) -> Owner:
 
 async def list_backends(request: Request) -> Response:
     state = _state(request)
-    devices = []
-    for backend in state.backends.all():
-        queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
-        availability = await run_in_threadpool(state.jobs.backend_state, backend.name)
-        devices.append(views.device_view(backend, queued, availability))
+    queued = await run_in_threadpool(state.jobs.queue_lengths)
+    availability = await run_in_threadpool(state.jobs.backend_states)
+    devices = [
+        views.device_view(b, queued.get(b.name, 0), availability[b.name])
+        for b in state.backends.all()
+    ]
     return JSONResponse({"devices": devices})
 
 
@@ -143,18 +144,23 @@ async def get_job(request: Request) -> Response:
     async def read() -> JobSnapshot:
         return await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
 
-    # The client's poll: counts toward releasing a job held by manual progression.
-    job = await run_in_threadpool(state.jobs.poll_job, _owner(request), job_id, not exclude)
+    async def poll() -> JobSnapshot:
+        # The client's poll: counts toward releasing a job held by manual progression.
+        return await run_in_threadpool(state.jobs.poll_job, _owner(request), job_id, not exclude)
+
     hold = state.settings.status_hold_ms / 1000
-    if hold > 0 and not job.state.terminal and not job.held and state.pool and state.pool.slots:
+    if hold > 0 and state.pool and state.pool.slots:
         # Most jobs end within milliseconds: answer this poll with the outcome, not "Queued"
         # or "Running" (the client sleeps between polls; the outcome saves it that sleep).
-        job = await state.watch.wait_until_final(job_id, read, _is_final, hold)
+        job = await state.watch.wait_until_final(job_id, read, _answer_now, hold, first=poll)
+    else:
+        job = await poll()
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 
-def _is_final(job: JobSnapshot) -> bool:
-    return job.state.terminal
+def _answer_now(job: JobSnapshot) -> bool:
+    """A final job, or a held one (waiting cannot end it), is answered without a hold."""
+    return job.state.terminal or job.held
 
 
 async def job_results(request: Request) -> Response:
