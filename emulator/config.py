@@ -146,6 +146,45 @@ class Settings:
     session_idle_timeout: int = _setting(
         1800, "seconds without jobs after which a session closes (IBM: 30 minutes)"
     )
+    # -- hardening: input bounds, connections, storage, control plane ----------------------
+    max_decoded_mb: int = _setting(
+        0,
+        "largest decoded size of one submission's arrays, circuits and programs in MiB "
+        "(compressed arrays, QPY, QASM; 400 beyond); 0: twice --max-request-mb",
+    )
+    worker_memory_mb: int = _setting(
+        0,
+        "address-space limit of each simulation process in MiB (a job past it fails with a "
+        "reason saying so); 0: this machine's memory divided by the workers",
+    )
+    keep_alive_timeout: int = _setting(
+        5, "seconds an idle keep-alive connection stays open between requests"
+    )
+    header_read_timeout: int = _setting(
+        10, "seconds a new connection has to send complete request headers before it is closed"
+    )
+    max_connections: int = _setting(
+        512, "concurrent connections served; beyond it new ones get 503 and are closed"
+    )
+    max_object_mb: int = _setting(
+        256, "largest object the built-in object store accepts in MiB (EntityTooLarge beyond)"
+    )
+    s3_credentials: tuple[str, ...] = _setting(
+        (),
+        "object-store access keys, comma-separated ACCESS_KEY:SECRET=instance; a key reads and "
+        "writes only its instance's buckets (default: emulator-NAME:emulator-secret-NAME per "
+        "instance)",
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "extra Host names the control plane and dashboard answer to (loopback names and the "
+        "bind address always)",
+    )
+    storage_allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "extra hosts Direct Access presigned URLs may name (host or host:port; this server "
+        "and loopback always); * allows any",
+    )
 
     def __post_init__(self) -> None:
         # 0 workers is allowed: jobs are accepted and stay Queued (API-only use, tests).
@@ -173,6 +212,15 @@ class Settings:
                 raise SettingsError(f"{name}: must be >= 1 second")
         if self.request_read_timeout < 1:
             raise SettingsError("request_read_timeout: must be >= 1 second")
+        for name in ("keep_alive_timeout", "header_read_timeout"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be >= 1 second")
+        for name in ("max_request_mb", "max_connections", "max_object_mb"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be >= 1")
+        for name in ("max_decoded_mb", "worker_memory_mb"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name}: must be >= 0 (0: the default)")
         try:
             _ = self.reservation_list
         except ValueError as exc:
@@ -212,6 +260,15 @@ class Settings:
             interactive_ttl=self.session_interactive_ttl,
             idle_close=self.session_idle_timeout,
         )
+
+    @property
+    def max_request_bytes(self) -> int:
+        return self.max_request_mb * 1024 * 1024
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        """The decoded-size cap of one submission (twice the request limit by default)."""
+        return (self.max_decoded_mb or 2 * self.max_request_mb) * 1024 * 1024
 
     @property
     def default_instance(self) -> Instance:

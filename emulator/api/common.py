@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from emulator.api.jsonio import parse_json
 from emulator.auth import AccessPolicy
-from emulator.jobs.errors import MalformedBody, RequestTimeout, RequestTooLarge
+from emulator.jobs.errors import RequestTimeout, RequestTooLarge
 from emulator.jobs.model import Api, Owner
 
 log = logging.getLogger("emulator.api")
@@ -49,9 +50,18 @@ class ErrorBoundary:
         except Exception as exc:  # noqa: BLE001 - this is the one place errors become responses
             if started:
                 raise
-            response = self.render(Request(scope, receive), exc)
+            try:
+                response = self.render(Request(scope, receive), exc)
+            except Exception:  # noqa: BLE001 - a renderer defect must not become plain text
+                log.exception("error renderer failed for %s", type(exc).__name__)
+                response = self.render(Request(scope, receive), RuntimeError("renderer failed"))
             if response.status_code >= 500:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                log.error(
+                    "unhandled error on %s %r",
+                    scope.get("method"),
+                    scope.get("path"),
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
             await response(scope, receive, send)
 
 
@@ -79,8 +89,20 @@ class Tenancy:
         await self.app(scope, receive, send)
 
 
-async def read_body(request: Request, limit_bytes: int, timeout: float) -> bytes:
-    """The raw body: 413 over `limit_bytes`, 408 if it takes longer than `timeout` seconds."""
+def _limits(request: Request) -> tuple[int, float]:
+    settings = request.app.state.emulator.settings
+    return settings.max_request_bytes, float(settings.request_read_timeout)
+
+
+async def read_body(
+    request: Request, limit_bytes: int | None = None, timeout: float | None = None
+) -> bytes:
+    """The raw body: 413 over `limit_bytes`, 408 if it takes longer than `timeout` seconds
+    (both default to the server's `--max-request-mb` and `--request-read-timeout`)."""
+    if limit_bytes is None or timeout is None:
+        default_limit, default_timeout = _limits(request)
+        limit_bytes = default_limit if limit_bytes is None else limit_bytes
+        timeout = default_timeout if timeout is None else timeout
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit_bytes:
         raise RequestTooLarge(f"Request body of {declared} bytes is over the {limit_bytes} limit.")
@@ -102,12 +124,29 @@ async def read_body(request: Request, limit_bytes: int, timeout: float) -> bytes
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit_bytes: int, timeout: float = 30.0) -> Any:
-    """The request body as JSON; 413/408 as in `read_body`, a 400 naming `body` if not JSON."""
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop; larger ones in a worker thread, so one
+big submission never stalls the requests of others while it is parsed."""
+
+
+async def parse_body(raw: bytes) -> Any:
+    """Strict JSON (see `jsonio`), off the event loop when the body is large."""
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return parse_json(raw)
+    return await run_in_threadpool(parse_json, raw)
+
+
+async def read_json(
+    request: Request, limit_bytes: int | None = None, timeout: float | None = None
+) -> Any:
+    """The request body as strict JSON; 413/408 as in `read_body`, 400 naming `body` (or the
+    offending value's path) if it is not acceptable JSON."""
+    return await parse_body(await read_body(request, limit_bytes, timeout))
+
+
+async def read_optional_json(
+    request: Request, limit_bytes: int | None = None, timeout: float | None = None
+) -> Any:
+    """As `read_json`, but an empty body reads as `{}` (routes whose body is optional)."""
     raw = await read_body(request, limit_bytes, timeout)
-    if not raw.strip():
-        raise MalformedBody("body", "a JSON body is required")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody("body", f"not valid JSON ({exc})") from None
+    return await parse_body(raw) if raw.strip() else {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator.programs.common import RunOutput
+from emulator.programs.common import RunOutput, parse_params_json
 from emulator.programs.errors import (
     REASON_EXECUTION_FAILED,
     REASON_INTERNAL_ERROR,
@@ -16,6 +16,7 @@ from emulator.programs.errors import (
     InvalidParams,
     ProgramFailure,
 )
+from emulator.programs.limits import DEFAULT_BUDGET, check_decoded_size
 
 if TYPE_CHECKING:
     from emulator.store.snapshots import BackendSnapshot
@@ -24,6 +25,7 @@ PROGRAM_IDS: frozenset[str] = frozenset({"sampler", "estimator", "executor"})
 
 __all__ = [
     "PROGRAM_IDS",
+    "DEFAULT_BUDGET",
     "REASON_EXECUTION_FAILED",
     "REASON_INTERNAL_ERROR",
     "REASON_INVALID_JOB",
@@ -36,19 +38,34 @@ __all__ = [
 ]
 
 
-def validate_params(program_id: str, params: object, snapshot: BackendSnapshot) -> None:
+def validate_params(
+    program_id: str,
+    params: object,
+    snapshot: BackendSnapshot,
+    max_decoded_bytes: int = DEFAULT_BUDGET,
+) -> None:
     """Request-path check of a POST /jobs `params` value (plain `json.loads` output).
 
-    Decodes with the client's RuntimeDecoder (or the executor converter), coerces pubs and checks
-    widths, shapes, shots, precision and observables. Raises InvalidParams naming the field.
+    First charges every compressed payload's decoded size to `max_decoded_bytes` (nothing is
+    decoded past it), then decodes with the client's RuntimeDecoder (or the executor
+    converter), coerces pubs and checks widths, shapes, shots, precision and observables.
+    Raises InvalidParams naming the field.
     """
+    check_decoded_size(params, max_decoded_bytes)
     _prepare(program_id, params, snapshot)
 
 
-def run_program(program_id: str, params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+def run_program(
+    program_id: str,
+    params_json: str,
+    snapshot: BackendSnapshot,
+    max_decoded_bytes: int = DEFAULT_BUDGET,
+) -> RunOutput:
     """Worker side: decode stored params, simulate on qiskit-aer with the snapshot's noise.
 
-    Raises ProgramFailure for failures the user should see; anything else is a bug.
+    Direct Access inputs reach the worker unvalidated (it fetches them), so the decoded-size
+    budget is charged here too. Raises ProgramFailure for failures the user should see;
+    anything else is a bug.
     """
     if program_id == "sampler":
         from emulator.programs.sampler import run_sampler as runner
@@ -61,6 +78,7 @@ def run_program(program_id: str, params_json: str, snapshot: BackendSnapshot) ->
             f"program {program_id!r} is not available", REASON_INVALID_JOB, "Use " + _known()
         )
     try:
+        check_decoded_size(parse_params_json(params_json), max_decoded_bytes)
         return runner(params_json, snapshot)
     except InvalidParams as exc:
         # Accepted at submission but unusable now (e.g. stored by an older emulator version).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -124,16 +123,16 @@ def test_reduced_model_is_cached(manila: BackendSnapshot) -> None:
 
 
 def test_brisbane_pair_equals_full_model(brisbane: BackendSnapshot) -> None:
-    """Eagle (127 q): the 2-qubit model equals the full 2 s build restricted to that pair."""
+    """Eagle (127 q): the 2-qubit model equals the full build restricted to that pair.
+
+    How much cheaper the reduced build is: `python bench/noise_models.py`."""
     target = build_target(brisbane)
     pair = next(q for q in target["ecr"] if q is not None)
-    started = time.perf_counter()
     reduced = noise_model_for(brisbane, pair)
-    reduced_seconds = time.perf_counter() - started
     full = noise_model_from_target(target)
     assert _errors(reduced) == _restrict(_errors(full), pair)
     assert _delay_pass_parameters(reduced) == _delay_pass_parameters(full)
-    assert reduced_seconds < 1.0
+    assert sorted(reduced.noise_qubits) == sorted(pair)  # only the pair's noise was built
 
 
 def test_active_qubits_ignores_barriers_and_reads_blocks() -> None:
@@ -149,11 +148,9 @@ def test_active_qubits_ignores_barriers_and_reads_blocks() -> None:
     assert active_qubits(circuit) == {0, 3, 5, 6, 7}
 
 
-def test_reduced_targets_are_cheap_on_heron() -> None:
+def test_reduced_targets_on_heron_hold_only_the_touched_qubits() -> None:
     fez = load_snapshot("ibm_fez", "fez")
     backend_target(fez)
-    started = time.perf_counter()
     model = noise_model_for(fez, {10, 11, 12})
-    assert time.perf_counter() - started < 1.0
     assert sorted(model.noise_qubits) == [10, 11, 12]
     assert {"cz", "sx", "measure"} <= set(model.noise_instructions)

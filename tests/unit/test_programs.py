@@ -6,7 +6,6 @@ import base64
 import copy
 import json
 import math
-import time
 import zlib
 from collections.abc import Callable
 from functools import reduce
@@ -213,16 +212,20 @@ def test_bell_on_brisbane_is_correlated_and_deterministic(
     assert any("2 qubits" in line and "calibration" in line for line in first.log)
 
 
-def test_bell_burst_is_fast(brisbane: BackendSnapshot, brisbane_target: Target) -> None:
-    """20 Bell jobs on a 127-qubit device: only two qubits' noise is built and simulated."""
+def test_bell_burst_simulates_only_the_touched_pair(
+    brisbane: BackendSnapshot, brisbane_target: Target
+) -> None:
+    """Bell jobs on a 127-qubit device: only two qubits' noise is built and simulated.
+
+    The burst's speed is a figure, not an assertion: `python bench/noise_models.py`."""
     params = primitive_params([[bell(brisbane_target)]], {"simulator": {"seed_simulator": 1}})
     text = json.dumps(params)
-    run_program("sampler", text, brisbane)
-    started = time.perf_counter()
-    for _ in range(20):
+    outputs = []
+    for _ in range(3):
         validate_params("sampler", params, brisbane)
-        run_program("sampler", text, brisbane)
-    assert time.perf_counter() - started < 3.0
+        outputs.append(run_program("sampler", text, brisbane))
+    assert len({o.result for o in outputs}) == 1  # seeded: the same counts every time
+    assert all(any("2 qubits" in line for line in o.log) for o in outputs)
 
 
 def test_user_noise_model_replaces_device_noise(

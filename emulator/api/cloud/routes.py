@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from emulator.api.common import ErrorBoundary, read_body
+from emulator.api.jsonio import safe_text
 from emulator.auth import UnknownApiKey
-from emulator.jobs.errors import NotAuthenticated
+from emulator.jobs.errors import NotAuthenticated, RequestTimeout, RequestTooLarge
 from emulator.runtime_state import EmulatorState
 
 IAM_PREFIX = "/iam"
@@ -28,16 +32,44 @@ def _state(request: Request) -> EmulatorState:
     return state
 
 
+IAM_FORM_LIMIT = 64 * 1024
+"""An IAM token request is a short form; nothing legitimate comes near this."""
+
+
 def _iam_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(
-        {"errorCode": code, "errorMessage": message, "errorDetails": None}, status_code=status
+        {"errorCode": code, "errorMessage": safe_text(message), "errorDetails": None},
+        status_code=status,
     )
+
+
+# The codes IBM's IAM uses for these are not documented; these are the emulator's (BXNIM + status).
+_STATUS_CODES: list[tuple[type[Exception], int, str]] = [
+    (RequestTooLarge, 413, "BXNIM0413E"),
+    (RequestTimeout, 408, "BXNIM0408E"),
+    (NotAuthenticated, 401, "BXNIM0401E"),
+]
+
+
+def render(request: Request, exc: Exception) -> Response:
+    """IBM Cloud's error body (`errorCode`, `errorMessage`) for any error on these routes."""
+    for cls, status, code in _STATUS_CODES:
+        if isinstance(exc, cls):
+            return _iam_error(status, code, str(exc))
+    if isinstance(exc, HTTPException):
+        return _iam_error(exc.status_code, f"BXNIM0{exc.status_code}E", str(exc.detail))
+    return _iam_error(500, "BXNIM0500E", "Internal error in the emulator; see its log.")
 
 
 async def iam_token(request: Request) -> Response:
     """`POST /identity/token` with a form body `grant_type=…apikey&apikey=…`."""
-    raw = (await request.body()).decode("utf-8", "replace")
-    form = {k: v[0] for k, v in parse_qs(raw).items()}
+    settings = _state(request).settings
+    body = await read_body(request, IAM_FORM_LIMIT, float(settings.request_read_timeout))
+    raw = body.decode("utf-8", "replace")
+    try:
+        form = {k: v[0] for k, v in parse_qs(raw, max_num_fields=16).items()}
+    except ValueError:
+        return _iam_error(400, "BXNIM0109E", "The request body has too many form fields.")
     grant = form.get("grant_type", "")
     if grant != "urn:ibm:params:oauth:grant-type:apikey":
         return _iam_error(400, "BXNIM0109E", f"Property 'grant_type' is invalid: {grant!r}.")
@@ -84,8 +116,21 @@ async def catalog_plan(request: Request) -> Response:
     )
 
 
+_middleware = [Middleware(ErrorBoundary, render=render)]
 routes = [
-    Route(IAM_PREFIX + "/identity/token", iam_token, methods=["POST"]),
-    Route(SEARCH_PREFIX + "/v3/resources/search", search_resources, methods=["POST"]),
-    Route(CATALOG_PREFIX + "/{plan_id}", catalog_plan, methods=["GET"]),
+    Mount(
+        IAM_PREFIX,
+        routes=[Route("/identity/token", iam_token, methods=["POST"])],
+        middleware=_middleware,
+    ),
+    Mount(
+        SEARCH_PREFIX,
+        routes=[Route("/v3/resources/search", search_resources, methods=["POST"])],
+        middleware=_middleware,
+    ),
+    Mount(
+        CATALOG_PREFIX,
+        routes=[Route("/{plan_id}", catalog_plan, methods=["GET"])],
+        middleware=_middleware,
+    ),
 ]

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from emulator.api.jsonio import safe_text
 from emulator.auth import UnknownApiKey
 from emulator.jobs import errors as e
 
@@ -57,6 +58,7 @@ _CORRELATION_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def envelope(status: int, code: str, message: str, solution: str = "") -> JSONResponse:
+    message = safe_text(message)  # it may echo client input that UTF-8 cannot encode
     body = {
         "status_code": status,
         "title": message,

@@ -95,10 +95,7 @@ async def backend_lanes(request: Request) -> Response:
 
 
 async def create_job(request: Request) -> Response:
-    settings = _state(request).settings
-    body = await read_json(
-        request, settings.max_request_mb * 1024 * 1024, settings.request_read_timeout
-    )
+    body = await read_json(request)
     job_request = schemas.parse_job_request(body)
     await run_in_threadpool(
         _state(request).jobs.create_direct_access_job, _owner(request), job_request

@@ -10,6 +10,7 @@ from emulator.jobs.model import DirectAccessJobRequest
 PROGRAMS = ("sampler", "estimator")
 LOG_LEVELS = ("info", "debug", "warning", "error", "critical")
 STORAGE_TYPES = ("s3_compatible", "ibmcloud_cos")
+INT64_MAX = 2**63 - 1  # IBM's schema: timeout_secs is an int64
 
 
 def _string(body: dict[str, Any], key: str, *, low: int = 1, high: int = 256) -> str:
@@ -57,8 +58,8 @@ def parse_job_request(body: Any) -> DirectAccessJobRequest:
     timeout = body.get("timeout_secs")
     if timeout is None:
         raise InvalidRequest("timeout_secs", "is required")
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise InvalidRequest("timeout_secs", "must be an integer >= 1")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= INT64_MAX:
+        raise InvalidRequest("timeout_secs", f"must be an integer from 1 to {INT64_MAX}")
     log_level = body.get("log_level", "warning")
     if not isinstance(log_level, str) or log_level not in LOG_LEVELS:
         raise InvalidRequest("log_level", f"must be one of {', '.join(LOG_LEVELS)}")

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from emulator.api.jsonio import safe_text
 from emulator.auth import UnknownApiKey
 from emulator.jobs import errors as e
 
@@ -61,6 +62,7 @@ SOLUTIONS = {
 
 def envelope(status: int, code: str, message: str, solution: str = "") -> JSONResponse:
     """IBM's ErrorContainer, plus the fields of GenericErrorDto and `status_code`."""
+    message = safe_text(message)  # it may echo client input that UTF-8 cannot encode
     body = {
         "errors": [
             {"code": code, "message": message, "solution": solution, "more_info": MORE_INFO}

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
+from emulator.api.query import parse_query
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
 from emulator.config import Instance
@@ -58,15 +59,14 @@ async def backend_configuration(request: Request) -> Response:
 
 async def backend_properties(request: Request) -> Response:
     backend = _state(request).backends.get(request.path_params["name"])
-    updated_before = request.query_params.get("updated_before")
-    if updated_before:
+    asked = parse_query(request.query_params, schemas.PROPERTIES_QUERY)["updated_before"]
+    if asked is not None:
         # The emulator has one calibration per backend: served for any later date.
-        asked = schemas.parse_datetime(updated_before, "updated_before")
         calibrated = backend.snapshot.last_update
         if calibrated is not None and asked < calibrated:
             raise BackendDataNotFound(
-                f"No properties of {backend.name} before {updated_before}: its calibration "
-                f"is from {backend.snapshot.properties['last_update_date']}."
+                f"No properties of {backend.name} before {request.query_params['updated_before']}"
+                f": its calibration is from {backend.snapshot.properties['last_update_date']}."
             )
     return JSONResponse(backend.snapshot.properties)
 
@@ -99,9 +99,7 @@ async def versions(request: Request) -> Response:
 
 
 async def _read_json(request: Request) -> Any:
-    settings = _state(request).settings
-    limit = settings.max_request_mb * 1024 * 1024
-    return await read_json(request, limit, settings.request_read_timeout)
+    return await read_json(request)
 
 
 async def create_job(request: Request) -> Response:
@@ -117,9 +115,7 @@ async def create_job(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    flt, exclude_params = schemas.parse_job_filter(
-        request.query_params, request.query_params.getlist("tags")
-    )
+    flt, exclude_params = schemas.parse_job_filter(request.query_params)
     state = _state(request)
     jobs, count = await run_in_threadpool(state.jobs.list_jobs, _owner(request), flt)
     if not exclude_params:
@@ -137,7 +133,7 @@ async def list_jobs(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
-    exclude = request.query_params.get("exclude_params", "false").lower() == "true"
+    exclude = parse_query(request.query_params, schemas.JOB_QUERY)["exclude_params"]
     state = _state(request)
     job_id = request.path_params["job_id"]
 
@@ -215,12 +211,7 @@ async def replace_job_tags(request: Request) -> Response:
 
 
 async def list_tags(request: Request) -> Response:
-    kind = request.query_params.get("type", "job")
-    if kind != "job":
-        raise InvalidRequest("type", "must be 'job'")
-    search = request.query_params.get("search")
-    if search is None or not 3 <= len(search) <= 100:
-        raise InvalidRequest("search", "is required and must be 3 to 100 characters")
+    search = parse_query(request.query_params, schemas.TAGS_QUERY)["search"]
     tags = await run_in_threadpool(_state(request).jobs.search_tags, _owner(request), search)
     return JSONResponse({"tags": tags})
 

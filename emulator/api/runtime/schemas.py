@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from dateutil import parser as dateparser
+from starlette.datastructures import QueryParams
 
+from emulator.api.query import Param, parse_query
+from emulator.api.query import parse_datetime as query_datetime
 from emulator.jobs.errors import InvalidRequest, TooManyTags
-from emulator.jobs.model import JobFilter, JobRequest, naive_utc
+from emulator.jobs.model import JobFilter, JobRequest
 from emulator.jobs.sessions import SessionMode, SessionRequest
 
 MAX_TAGS = 8
@@ -90,55 +92,67 @@ def parse_job_request(body: Any, caller: str | None) -> JobRequest:
     )
 
 
-def _bool(value: str, field: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise InvalidRequest(field, "must be true or false")
+JOB_LIST_QUERY = (
+    Param(
+        "limit",
+        "integer",
+        "jobs per page; out of range means the default, as IBM documents",
+        default=DEFAULT_LIMIT,
+        minimum=1,
+        maximum=DEFAULT_LIMIT,
+        invalid="default",
+    ),
+    Param("offset", "integer", "jobs to skip", default=0, minimum=0),
+    Param("pending", "boolean", "true: Queued or Running jobs only; false: ended jobs only"),
+    Param("program", "string", "program id", max_length=64),
+    Param("backend", "string", "backend name", max_length=128),
+    Param("session_id", "string", "session (or batch) id", max_length=128),
+    Param("created_after", "date-time", "jobs created at or after this time"),
+    Param("created_before", "date-time", "jobs created at or before this time"),
+    Param(
+        "tags", "string", "jobs carrying every tag given", repeated=True, max_length=MAX_TAG_LENGTH
+    ),
+    Param(
+        "sort",
+        "string",
+        "by creation time",
+        default="DESC",
+        choices=("ASC", "DESC"),
+        case_insensitive=True,
+    ),
+    Param("exclude_params", "boolean", "leave out each job's params", default=False),
+)
+JOB_QUERY = (Param("exclude_params", "boolean", "leave out the job's params", default=False),)
+TAGS_QUERY = (
+    Param("type", "string", "what is tagged", default="job", choices=("job",)),
+    Param("search", "string", "text the tags contain", required=True, min_length=3, max_length=100),
+)
+PROPERTIES_QUERY = (
+    Param("updated_before", "date-time", "the calibration in force before this time"),
+    Param("calibration_id", "string", "a calibration id", max_length=128),
+)
 
 
 def parse_datetime(value: str, field: str) -> datetime:
-    try:
-        return naive_utc(dateparser.isoparse(value))
-    except (ValueError, OverflowError):
-        raise InvalidRequest(field, "must be an ISO 8601 date-time") from None
+    return query_datetime(value, field)
 
 
-def _int_or_default(value: str | None, default: int, low: int, high: int | None) -> int:
-    # IBM: "If the value is out of range, no error occurs and the default value is used".
-    try:
-        number = int(value) if value is not None else default
-    except ValueError:
-        return default
-    if number < low or (high is not None and number > high):
-        return default
-    return number
-
-
-def parse_job_filter(query: Mapping[str, str], tags: list[str]) -> tuple[JobFilter, bool]:
+def parse_job_filter(query: QueryParams | Mapping[str, str]) -> tuple[JobFilter, bool]:
     """`GET /jobs` query → (filter, exclude_params)."""
-    pending = query.get("pending")
-    created_after = query.get("created_after")
-    created_before = query.get("created_before")
-    sort = (query.get("sort") or "DESC").upper()
-    if sort not in ("ASC", "DESC"):
-        raise InvalidRequest("sort", "must be ASC or DESC")
+    q = parse_query(query, JOB_LIST_QUERY)
     flt = JobFilter(
-        limit=_int_or_default(query.get("limit"), DEFAULT_LIMIT, 1, DEFAULT_LIMIT),
-        offset=_int_or_default(query.get("offset"), 0, 0, None),
-        pending=None if pending is None else _bool(pending, "pending"),
-        program_id=query.get("program") or None,
-        backend=query.get("backend") or None,
-        session_id=query.get("session_id") or None,
-        created_after=parse_datetime(created_after, "created_after") if created_after else None,
-        created_before=parse_datetime(created_before, "created_before") if created_before else None,
-        tags=tuple(t for t in tags if t),
-        descending=sort == "DESC",
+        limit=q["limit"],
+        offset=q["offset"],
+        pending=q["pending"],
+        program_id=q["program"],
+        backend=q["backend"],
+        session_id=q["session_id"],
+        created_after=q["created_after"],
+        created_before=q["created_before"],
+        tags=q["tags"],
+        descending=q["sort"] == "DESC",
     )
-    exclude = query.get("exclude_params")
-    return flt, (False if exclude is None else _bool(exclude, "exclude_params"))
+    return flt, bool(q["exclude_params"])
 
 
 def parse_session_request(body: Any) -> SessionRequest:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 import qiskit
 
+from emulator.api.jsonio import parse_json
 from emulator.config import Instance
 from emulator.control.rules import BackendState
 from emulator.jobs.admission import UsageReport
 from emulator.jobs.backends import ServedBackend
+from emulator.jobs.errors import InvalidRequest
 from emulator.jobs.model import JobSnapshot, JobState, isoformat
 from emulator.jobs.sessions import SessionSnapshot, SessionState
 
@@ -24,6 +26,7 @@ STATUS = {
     JobState.CANCELLED: "Cancelled",
 }
 RAN_TOO_LONG = 1305
+log = logging.getLogger("emulator.api.runtime")
 USER_ID = "emulator-user"
 
 
@@ -71,8 +74,23 @@ def job_view(job: JobSnapshot, include_params: bool = False) -> dict[str, Any]:
     if job.calibration_id:
         body["calibration_id"] = job.calibration_id
     if include_params and job.params is not None and not job.private:
-        body["params"] = json.loads(job.params)
+        params = stored_params(job)
+        if params is not None:
+            body["params"] = params
     return body
+
+
+def stored_params(job: JobSnapshot) -> Any:
+    """A job's stored params as JSON, or None if they cannot be served.
+
+    Params are checked strictly on the way in, but rows written by older versions (or by hand)
+    may hold what JSON cannot carry (NaN): such a job still reads, without its params.
+    """
+    try:
+        return parse_json(job.params or "", field="params")
+    except InvalidRequest as exc:
+        log.warning("job %s: stored params not served (%s)", job.id, exc)
+        return None
 
 
 def metrics_view(job: JobSnapshot) -> dict[str, Any]:
