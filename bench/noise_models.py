@@ -52,7 +52,9 @@ def main() -> None:
     pair_s = _seconds(lambda: reduced(brisbane, pair))
     fez_s = _seconds(lambda: reduced(fez, {10, 11, 12}))
     print(f"full ibm_brisbane noise model      {full * 1000:9.1f} ms")
-    print(f"reduced, ibm_brisbane pair {pair}  {pair_s * 1000:9.1f} ms  ({full / pair_s:.0f}x less)")
+    print(
+        f"reduced, ibm_brisbane pair {pair}  {pair_s * 1000:9.1f} ms  ({full / pair_s:.0f}x less)"
+    )
     print(f"reduced, ibm_fez 3 qubits          {fez_s * 1000:9.1f} ms")
 
     params = primitive_params(

@@ -102,8 +102,9 @@ class Settings:
     token_ttl: int = _setting(3600, "IAM token lifetime in seconds (IBM: one hour)")
     admin_token: str = _setting(
         "",
-        "token the control plane's changes require (Authorization: Bearer TOKEN on POST, PUT, "
-        "DELETE under /_emulator); empty: none",
+        "token the control plane requires (Authorization: Bearer TOKEN) for changes and for "
+        "reads of every tenant's jobs, sessions, journal and rules; /health, the summary of "
+        "/info and the dashboard page stay open; empty: none",
     )
     job_max_attempts: int = _setting(2, "runs of a job interrupted by a crash before it fails")
     log_level: str = _setting("info", "server log level")
@@ -177,8 +178,8 @@ class Settings:
     )
     allowed_hosts: tuple[str, ...] = _setting(
         (),
-        "extra Host names the control plane and dashboard answer to (loopback names and the "
-        "bind address always)",
+        "extra Host names the control plane and dashboard answer to, comma-separated name or "
+        "name:port, * for any (loopback names, *.localhost and the bind address always)",
     )
     storage_allowed_hosts: tuple[str, ...] = _setting(
         (),

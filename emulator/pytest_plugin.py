@@ -6,7 +6,7 @@ Fixtures, all opt-in (nothing starts unless a test asks for one):
   data in a temporary directory; or, when `IBMQ_EMULATOR_URL` is set, that running server.
 - `emulator` (function): an `EmulatorControl` for the control plane, after a full reset, so
   every test starts with no jobs, sessions or rules (`IBMQ_EMULATOR_ADMIN_TOKEN` is sent
-  to a server started with `--admin-token`).
+  on every call, reads included, to a server started with `--admin-token`).
 - `emulator_env` (function): the variables `python -m emulator env` prints, set in
   `os.environ` for the test (the clients read them there), as a dict.
 - `runtime_service` (function): a `QiskitRuntimeService()` configured only by those variables.

@@ -156,7 +156,10 @@ def service_for(server: EmulatorServer, *env_args: str) -> Iterator[Any]:
 
 
 class EmulatorControl:
-    """The control plane (`/_emulator`) with one helper per feature; raises on HTTP errors."""
+    """The control plane (`/_emulator`) with one helper per feature; raises on HTTP errors.
+
+    `admin_token` (a server started with `--admin-token`) is sent on every call: changes and
+    the reads of every tenant's jobs, sessions, journal and rules need it alike."""
 
     def __init__(self, url: str, admin_token: str | None = None) -> None:
         self.url = url.rstrip("/")

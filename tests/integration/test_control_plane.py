@@ -133,7 +133,8 @@ def test_bad_control_input_is_a_400_naming_the_field(admin: httpx.Client) -> Non
         else:
             assert response.status_code == 400, (path, body, response.text)
             assert response.json()["error"]["field"] == field, (path, body, response.text)
-    assert admin.post("/outcomes", content=b"{not json").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert admin.post("/outcomes", content=b"{not json", headers=json_type).status_code == 400
     assert admin.get("/info").status_code == 200  # nothing broke
 
 
@@ -401,7 +402,7 @@ def test_back_to_immediate_releases_held_jobs(service: Any, admin: httpx.Client)
     assert job.result()
 
 
-def test_admin_token_guards_changes_but_not_reads(tmp_path: Any) -> None:
+def test_admin_token_guards_changes(tmp_path: Any) -> None:
     from tests.support import EmulatorControl
 
     server = EmulatorServer(tmp_path, "--admin-token", "s3cret", workers=0).start()
@@ -411,7 +412,8 @@ def test_admin_token_guards_changes_but_not_reads(tmp_path: Any) -> None:
         assert refused.status_code == 401 and "admin token" in refused.json()["error"]["message"]
         wrong = httpx.post(admin_url + "/reset", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert httpx.get(admin_url + "/info").json()["config"]["admin_token"]["value"] == "(set)"
+        info = httpx.get(admin_url + "/info", headers={"Authorization": "Bearer s3cret"}).json()
+        assert info["config"]["admin_token"]["value"] == "(set)"
         assert httpx.get(admin_url + "/").status_code == 200  # the dashboard stays open
         control = EmulatorControl(server.url, admin_token="s3cret")
         assert control.reset()["reset"] == "all"

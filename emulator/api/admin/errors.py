@@ -13,6 +13,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (e.InvalidRequest, 400),
     (e.MalformedBody, 400),
     (e.RequestTooLarge, 413),
+    (e.RequestTimeout, 408),
     (e.JobNotFound, 404),
     (e.BackendNotFound, 404),
     (RuleNotFound, 404),

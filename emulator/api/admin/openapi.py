@@ -6,11 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from emulator import __version__
+from emulator.api.admin.guard import PUBLIC_READS, SAFE_METHODS
+
+PREFIX = "/_emulator"
 
 # (method, path, summary, example request body or None)
 OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
-    ("GET", "/_emulator/health", "Liveness: status, version, workers, job counts", None),
-    ("GET", "/_emulator/info", "Version, instances, backends (state, queue), config, counts", None),
+    (
+        "GET",
+        "/_emulator/health",
+        "Liveness: status, version, workers (job counts: admin token)",
+        None,
+    ),
+    (
+        "GET",
+        "/_emulator/info",
+        "Version, default instance, whether API keys are required; with the admin token also "
+        "instances, backends (state, queue), config, counts",
+        None,
+    ),
     ("GET", "/_emulator/openapi.json", "This document", None),
     (
         "POST",
@@ -94,16 +108,45 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
 ]
 
 
+TOKEN = "adminToken"
+SECURITY_SCHEMES = {
+    TOKEN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The server's --admin-token (EMULATOR_ADMIN_TOKEN); needed only when set",
+    }
+}
+
+
+def _responses(method: str, path: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK"},
+        "400": {
+            "description": "Invalid request, or a Host header this server does not answer to: "
+            "{error: {status, message, field}}"
+        },
+        "404": {"description": "No such job, rule or backend"},
+    }
+    if not _public(method, path):
+        responses["401"] = {"description": "The server has an admin token and it was not sent"}
+    if method not in SAFE_METHODS:
+        responses["403"] = {"description": "Cross-site request (Sec-Fetch-Site or Origin)"}
+        responses["415"] = {"description": "A body that is not Content-Type: application/json"}
+    return responses
+
+
+def _public(method: str, path: str) -> bool:
+    return method == "GET" and path.removeprefix(PREFIX) in PUBLIC_READS
+
+
 def _document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, example in OPERATIONS:
         operation: dict[str, Any] = {
             "summary": summary,
-            "responses": {
-                "200": {"description": "OK"},
-                "400": {"description": "Invalid request: {error: {status, message, field}}"},
-                "404": {"description": "No such job, rule or backend"},
-            },
+            # `{}`: also without the token (public reads; and any route when none is set).
+            "security": [{}, {TOKEN: []}] if _public(method, path) else [{TOKEN: []}],
+            "responses": _responses(method, path),
         }
         parameters = [
             {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
@@ -121,6 +164,7 @@ def _document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "IBM Quantum emulator control plane", "version": __version__},
         "paths": paths,
+        "components": {"securitySchemes": SECURITY_SCHEMES},
     }
 
 

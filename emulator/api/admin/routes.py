@@ -1,36 +1,53 @@
 """The emulator's own control plane under `/_emulator`: JSON in, JSON out.
 
 Routes only translate HTTP to `ControlService` calls; `openapi.py` describes every one of
-them (a test checks the two agree). A GET never changes state.
+them (a test checks the two agree); `guard.py` decides who may call them. A GET never
+changes state.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
+import base64
+import hashlib
+import re
 from importlib import resources
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator import __version__
 from emulator.api.admin import errors
+from emulator.api.admin.guard import AdminGuard, SecurityHeaders, is_admin
 from emulator.api.admin.openapi import OPENAPI
-from emulator.api.common import ErrorBoundary, read_body, read_json
+from emulator.api.common import ErrorBoundary, read_json, read_optional_json
 from emulator.control.service import ControlService, JobDetail
-from emulator.jobs.errors import InvalidRequest, MalformedBody
+from emulator.jobs.errors import InvalidRequest
 from emulator.jobs.model import JobSnapshot, isoformat
 from emulator.jobs.sessions import SessionSnapshot
 from emulator.runtime_state import EmulatorState
 
 BODY_LIMIT = 1 << 20
 DASHBOARD = (resources.files("emulator.api.admin") / "dashboard.html").read_text(encoding="utf-8")
+
+
+def _inline_hash(tag: str, page: str) -> str:
+    """CSP source for the page's one inline `<tag>` element, by its SHA-256."""
+    (content,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(content.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
+# Only the page's own script and style run; it fetches only from this origin, and cannot be
+# framed, re-based or made to post a form elsewhere.
+DASHBOARD_CSP = (
+    f"default-src 'none'; script-src {_inline_hash('script', DASHBOARD)}; "
+    f"style-src {_inline_hash('style', DASHBOARD)}; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def _state(request: Request) -> EmulatorState:
@@ -43,16 +60,11 @@ def _control(request: Request) -> ControlService:
 
 
 async def _body(request: Request, *, required: bool = True) -> Any:
-    """The JSON body; with `required=False` an empty body reads as `{}`."""
+    """The strict JSON body (1 MiB at most, the server's read deadline); with
+    `required=False` an empty body reads as `{}`."""
     if required:
         return await read_json(request, BODY_LIMIT)
-    raw = await read_body(request, BODY_LIMIT, 30.0)
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody("body", f"not valid JSON ({exc})") from None
+    return await read_optional_json(request, BODY_LIMIT)
 
 
 def _int_param(request: Request, name: str, default: int, maximum: int = 1000) -> int:
@@ -136,28 +148,33 @@ def session_json(session: SessionSnapshot) -> dict[str, Any]:
 
 async def dashboard(request: Request) -> Response:
     """The dashboard: one self-contained page that reads the JSON routes below."""
-    return HTMLResponse(DASHBOARD)
+    return HTMLResponse(DASHBOARD, headers={"Content-Security-Policy": DASHBOARD_CSP})
 
 
 async def health(request: Request) -> Response:
-    """200 once the server accepts jobs (workers may still be warming up: jobs just queue)."""
+    """200 once the server accepts jobs (workers may still be warming up: jobs just queue).
+
+    Job counts by state only for the admin (they sum every tenant's jobs)."""
     state = _state(request)
-    counts = await run_in_threadpool(state.repo.count_by_state)
     pool = state.pool
-    return JSONResponse(
-        {
-            "status": "ok",
-            "version": __version__,
-            "workers": len(pool.slots) if pool else 0,
-            "workers_ready": pool.ready_workers if pool else 0,
-            "jobs": counts,
-        }
-    )
+    answer: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "workers": len(pool.slots) if pool else 0,
+        "workers_ready": pool.ready_workers if pool else 0,
+    }
+    if is_admin(request):
+        answer["jobs"] = await run_in_threadpool(state.repo.count_by_state)
+    return JSONResponse(answer)
 
 
 async def info(request: Request) -> Response:
-    """Version, instances, backends (state, queue), settings, counts."""
-    return JSONResponse(await run_in_threadpool(_control(request).info))
+    """Version, instances, backends (state, queue), settings, counts; without the admin token
+    (when one is set) only what `python -m emulator env` reads."""
+    control = _control(request)
+    return JSONResponse(
+        await run_in_threadpool(control.info if is_admin(request) else control.public_info)
+    )
 
 
 async def openapi(request: Request) -> Response:
@@ -350,25 +367,9 @@ routes = [
 ]
 
 
-class AdminGuard:
-    """With `--admin-token`, only holders of the token may change state; reads stay open
-    (the dashboard on a projector needs none)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
-            token = scope["app"].state.emulator.settings.admin_token
-            if token:
-                given = Headers(scope=scope).get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                    response = errors.envelope(
-                        401, "The control plane needs `Authorization: Bearer <admin token>`."
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-middleware = [Middleware(ErrorBoundary, render=errors.render), Middleware(AdminGuard)]
+# Outermost first: headers on every answer, errors as the envelope, then who may ask.
+middleware = [
+    Middleware(SecurityHeaders),
+    Middleware(ErrorBoundary, render=errors.render),
+    Middleware(AdminGuard),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
 from emulator.api.direct_access import errors, schemas, views
+from emulator.api.openapi import Endpoint, document
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.errors import BackendNotFound
 from emulator.jobs.model import Api, JobFilter, Owner
@@ -138,23 +140,109 @@ async def cancel_job(request: Request) -> Response:
     return Response(status_code=204)
 
 
-routes = [
-    Route("/backends", list_backends),
-    Route("/backends/{name}", get_backend),
-    Route("/backends/{name}/configuration", backend_configuration),
-    Route("/backends/{name}/properties", backend_properties),
-    Route("/backends/{name}/defaults", backend_defaults),
-    Route("/backends/{name}/lanes", backend_lanes),
-    Route("/jobs", create_job, methods=["POST"]),
-    Route("/jobs", list_jobs, methods=["GET"]),
-    Route("/jobs/{job_id}", get_job, methods=["GET"]),
-    Route("/jobs/{job_id}", delete_job, methods=["DELETE"]),
-    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+# The one table: Starlette's routes and the OpenAPI document (GET /v1/openapi.json) come from it.
+ENDPOINTS = [
+    Endpoint("GET", "/backends", list_backends, "Backends and their status", tag="backends"),
+    Endpoint("GET", "/backends/{name}", get_backend, "One backend", errors=(404,),
+             tag="backends"),
+    Endpoint(
+        "GET", "/backends/{name}/configuration", backend_configuration, "Configuration",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/properties", backend_properties, "Calibration",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/defaults", backend_defaults, "Pulse defaults (none)",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/lanes", backend_lanes, "Execution lanes", errors=(404,),
+        tag="backends",
+    ),
+    Endpoint(
+        "POST", "/jobs", create_job, "Submit a job (input and results by presigned URL)",
+        ok=204, body=schemas.JOB_REQUEST_SCHEMA, errors=(404, 409, 422, 423, 429), tag="jobs",
+    ),
+    Endpoint("GET", "/jobs", list_jobs, "Every job of the caller", tag="jobs"),
+    Endpoint("GET", "/jobs/{job_id}", get_job, "One job", errors=(404,), tag="jobs"),
+    Endpoint(
+        "DELETE", "/jobs/{job_id}", delete_job, "Delete an ended job (frees its lane)", ok=204,
+        errors=(404, 409), tag="jobs",
+    ),
+    Endpoint(
+        "POST", "/jobs/{job_id}/cancel", cancel_job, "Cancel a job", ok=204,
+        errors=(404, 409), tag="jobs",
+    ),
+]
+routes = [endpoint.route() for endpoint in ENDPOINTS]
+VERSION_ENDPOINTS = [
+    Endpoint("GET", "/version", version, "The API version", public=True, tag="versions"),
+    Endpoint("GET", "/versions", versions, "Supported API versions", public=True,
+             tag="versions"),
 ]
 
-version_routes = [Route("/version", version), Route("/versions", versions)]
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status_code", "title", "trace", "errors"],
+    "properties": {
+        "status_code": {"type": "integer"},
+        "title": {"type": "string"},
+        "trace": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "solution": {"type": "string"},
+                    "more_info": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The emulated Direct Access API (IBM Quantum System REST API)."""
+    doc = document(
+        title="Direct Access API (IBM Quantum emulator)",
+        version=views.API_VERSION,
+        description="What the emulator serves under /v1 (and /version, /versions).",
+        prefix="/v1",
+        endpoints=ENDPOINTS,
+        error_schema=ERROR_SCHEMA,
+        extra_headers=[
+            {
+                "name": "Service-CRN",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            }
+        ],
+    )
+    versions_doc = document(
+        title="", version="", description="", prefix="", endpoints=VERSION_ENDPOINTS,
+        error_schema=ERROR_SCHEMA,
+    )
+    doc["paths"].update(versions_doc["paths"])
+    return doc
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+routes.append(Route("/openapi.json", openapi_json))
+version_routes = [endpoint.route() for endpoint in VERSION_ENDPOINTS]
 
 middleware = [
     Middleware(ErrorBoundary, render=errors.render),
-    Middleware(Tenancy, api=Api.DIRECT_ACCESS),
+    Middleware(Tenancy, api=Api.DIRECT_ACCESS, public_paths=("/openapi.json",)),
 ]

@@ -13,6 +13,34 @@ STORAGE_TYPES = ("s3_compatible", "ibmcloud_cos")
 INT64_MAX = 2**63 - 1  # IBM's schema: timeout_secs is an int64
 
 
+_STORAGE_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "enum": ["s3_compatible"]},
+        "presigned_url": {"type": "string", "format": "uri", "maxLength": 8192},
+    },
+    "required": ["type", "presigned_url"],
+    "additionalProperties": False,
+}
+JOB_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 256},
+        "backend": {"type": "string", "minLength": 1, "maxLength": 256},
+        "program_id": {"type": "string", "enum": list(PROGRAMS)},
+        "timeout_secs": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+        "log_level": {"type": "string", "enum": list(LOG_LEVELS)},
+        "storage": {
+            "type": "object",
+            "properties": {"input": _STORAGE_ENTRY, "results": _STORAGE_ENTRY,
+                           "logs": _STORAGE_ENTRY},
+            "required": ["input", "results"],
+        },
+    },
+    "required": ["id", "backend", "program_id", "timeout_secs", "storage"],
+}
+
+
 def _string(body: dict[str, Any], key: str, *, low: int = 1, high: int = 256) -> str:
     value = body.get(key)
     if value is None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
+from emulator.api.openapi import Endpoint, document
 from emulator.api.query import parse_query
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
@@ -21,6 +22,7 @@ from emulator.jobs.service import render_logs
 from emulator.runtime_state import EmulatorState
 
 PUBLIC_PATHS = ("/versions",)
+RUNTIME_PREFIX = "/api/v1"
 
 
 def _state(request: Request) -> EmulatorState:
@@ -254,29 +256,140 @@ async def cancel_session(request: Request) -> Response:
     return Response(status_code=204)
 
 
-routes = [
-    Route("/backends", list_backends),
-    Route("/backends/{name}/configuration", backend_configuration),
-    Route("/backends/{name}/properties", backend_properties),
-    Route("/backends/{name}/status", backend_status),
-    Route("/backends/{name}/defaults", backend_defaults),
-    Route("/instances/usage", instance_usage),
-    Route("/versions", versions),
-    Route("/jobs", create_job, methods=["POST"]),
-    Route("/jobs", list_jobs, methods=["GET"]),
-    Route("/jobs/{job_id}", get_job, methods=["GET"]),
-    Route("/jobs/{job_id}", delete_job, methods=["DELETE"]),
-    Route("/jobs/{job_id}/results", job_results),
-    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
-    Route("/jobs/{job_id}/logs", job_logs),
-    Route("/jobs/{job_id}/metrics", job_metrics),
-    Route("/jobs/{job_id}/tags", replace_job_tags, methods=["PUT"]),
-    Route("/tags", list_tags),
-    Route("/sessions", create_session, methods=["POST"]),
-    Route("/sessions/{session_id}", get_session, methods=["GET"]),
-    Route("/sessions/{session_id}", update_session, methods=["PATCH"]),
-    Route("/sessions/{session_id}/close", cancel_session, methods=["DELETE"]),
+_JOB = {"type": "object", "required": ["id", "backend", "state", "status", "program"]}
+_TEXT = ("text/plain",)
+# The one table: Starlette's routes and the OpenAPI document (GET /api/openapi.json) come from it.
+ENDPOINTS = [
+    Endpoint("GET", "/backends", list_backends, "Backends: names, status, queue", tag="backends"),
+    Endpoint(
+        "GET", "/backends/{name}/configuration", backend_configuration,
+        "A backend's configuration", errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/properties", backend_properties, "A backend's calibration",
+        query=schemas.PROPERTIES_QUERY, errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/status", backend_status, "A backend's status and queue",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/defaults", backend_defaults, "Pulse defaults (none)",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint("GET", "/instances/usage", instance_usage, "The instance's usage", tag="instances"),
+    Endpoint("GET", "/versions", versions, "API versions", public=True, tag="versions"),
+    Endpoint(
+        "POST", "/jobs", create_job, "Submit a job", body=schemas.JOB_REQUEST_SCHEMA,
+        ok_schema={"type": "object", "required": ["id", "backend"]},
+        errors=(404, 409, 429), tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs", list_jobs, "The instance's jobs", query=schemas.JOB_LIST_QUERY,
+        ok_schema={"type": "object", "required": ["jobs", "count", "limit", "offset"]},
+        tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs/{job_id}", get_job, "A job's status and details", query=schemas.JOB_QUERY,
+        ok_schema=_JOB, errors=(404,), tag="jobs",
+    ),
+    Endpoint(
+        "DELETE", "/jobs/{job_id}", delete_job, "Delete an ended job", ok=204,
+        errors=(404, 409), tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs/{job_id}/results", job_results,
+        "Results (JSON) of a completed job; text for a failed one; 204 before",
+        ok_schema={}, ok_media=("application/json", "text/plain"), extra_ok=(204,),
+        errors=(404,), tag="jobs",
+    ),
+    Endpoint(
+        "POST", "/jobs/{job_id}/cancel", cancel_job, "Cancel a queued or running job", ok=204,
+        errors=(404, 409), tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs/{job_id}/logs", job_logs, "A job's log", ok_schema={"type": "string"},
+        ok_media=_TEXT, errors=(404,), tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs/{job_id}/metrics", job_metrics, "A job's timestamps and usage",
+        errors=(404,), tag="jobs",
+    ),
+    Endpoint(
+        "PUT", "/jobs/{job_id}/tags", replace_job_tags, "Replace a job's tags", ok=204,
+        body=schemas.TAGS_SCHEMA, errors=(404,), tag="jobs",
+    ),
+    Endpoint("GET", "/tags", list_tags, "Tags containing a text", query=schemas.TAGS_QUERY,
+             tag="jobs"),
+    Endpoint(
+        "POST", "/sessions", create_session, "Open a session or batch",
+        body=schemas.SESSION_REQUEST_SCHEMA, errors=(404, 409), tag="sessions",
+    ),
+    Endpoint(
+        "GET", "/sessions/{session_id}", get_session, "A session's details", errors=(404,),
+        tag="sessions",
+    ),
+    Endpoint(
+        "PATCH", "/sessions/{session_id}", update_session, "Stop or resume accepting jobs",
+        ok=204, body=schemas.SESSION_UPDATE_SCHEMA, errors=(404, 409), tag="sessions",
+    ),
+    Endpoint(
+        "DELETE", "/sessions/{session_id}/close", cancel_session,
+        "Close a session now; its queued jobs are cancelled", ok=204, errors=(404, 409),
+        tag="sessions",
+    ),
 ]
+routes = [endpoint.route() for endpoint in ENDPOINTS]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["errors", "trace", "status_code"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "solution": {"type": "string"},
+                    "more_info": {"type": "string"},
+                },
+            },
+        },
+        "trace": {"type": "string"},
+        "status_code": {"type": "integer"},
+    },
+}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The emulated Qiskit Runtime REST API (IBM Quantum Compute Service REST API)."""
+    return document(
+        title="Qiskit Runtime REST API (IBM Quantum emulator)",
+        version=API_VERSIONS[-1]["version"],
+        description="What the emulator serves under /api/v1 (any prefix ending in /api/v1).",
+        prefix=RUNTIME_PREFIX,
+        endpoints=ENDPOINTS,
+        error_schema=ERROR_SCHEMA,
+        auth_errors=(401, 403),
+        extra_headers=[
+            {
+                "name": "Service-CRN",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The instance acted on (default: the server's first instance)",
+            }
+        ],
+    )
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
 
 middleware = [
     Middleware(ApiVersion),

@@ -92,6 +92,56 @@ def parse_job_request(body: Any, caller: str | None) -> JobRequest:
     )
 
 
+# -- JSON Schemas of the bodies (published in the OpenAPI document; the parsers below enforce
+# them, and tests/unit/test_openapi.py checks the captured client bodies against them) --------
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 256}
+JOB_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A job submission (IBM accepts and ignores other keys).",
+    "properties": {
+        "program_id": {**_NAME, "examples": ["sampler", "estimator", "executor"]},
+        "backend": _NAME,
+        "backend_name": {**_NAME, "description": "older name of `backend`"},
+        "params": {"description": "the program's input (RuntimeEncoder JSON)"},
+        "log_level": {"type": "string", "enum": [*LOG_LEVELS, *(v.lower() for v in LOG_LEVELS)]},
+        "session_id": {"type": ["string", "null"], "maxLength": 256},
+        "tags": {
+            "type": ["array", "null"],
+            "maxItems": MAX_TAGS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH},
+        },
+        "cost": {"type": ["number", "null"], "minimum": 0},
+        "private": {"type": "boolean"},
+        "runtime": {"type": ["string", "null"]},
+        "calibration_id": {"type": ["string", "null"]},
+    },
+    "required": ["program_id", "params"],
+    "anyOf": [{"required": ["backend"]}, {"required": ["backend_name"]}],
+}
+SESSION_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "mode": {"type": "string", "enum": ["dedicated", "batch"]},
+        "backend": _NAME,
+        "backend_name": _NAME,
+        "instance": {"type": "string"},
+        "max_ttl": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "required": ["mode"],
+    "anyOf": [{"required": ["backend"]}, {"required": ["backend_name"]}],
+}
+SESSION_UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"accepting_jobs": {"type": "boolean"}},
+    "required": ["accepting_jobs"],
+}
+TAGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"tags": {**JOB_REQUEST_SCHEMA["properties"]["tags"], "type": "array"}},
+    "required": ["tags"],
+}
+
 JOB_LIST_QUERY = (
     Param(
         "limit",
