@@ -80,14 +80,21 @@ class ControlService:
 
     # -- inspection ---------------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
-        """Version, backends with their state and queue, instances, settings and counts."""
+    def public_info(self) -> dict[str, Any]:
+        """What any client may read: version and what `python -m emulator env` needs."""
         return {
             "version": __version__,
             "emulator": True,
-            "instances": [{"name": i.name, "crn": i.crn} for i in self.settings.instance_list],
             "default_instance": self.settings.default_instance.crn,
             "api_keys_required": bool(self.settings.api_keys),
+            "s3_credentials_required": bool(self.settings.s3_credentials),
+        }
+
+    def info(self) -> dict[str, Any]:
+        """`public_info`, backends with their state and queue, instances, settings, counts."""
+        return {
+            **self.public_info(),
+            "instances": [{"name": i.name, "crn": i.crn} for i in self.settings.instance_list],
             "backends": self.backends_overview(),
             "workers": self.settings.workers,
             "database": "sqlite" if not self.settings.database_url else "external",
@@ -113,7 +120,7 @@ class ControlService:
         ]
 
     def config(self) -> dict[str, Any]:
-        """Every setting with its value and environment variable (API keys masked)."""
+        """Every setting with its value and environment variable (keys and secrets masked)."""
         out: dict[str, Any] = {}
         for name, _, _, _ in setting_fields():
             value = getattr(self.settings, name)
@@ -121,6 +128,9 @@ class ControlService:
                 value = [key.split("=", 1)[0][:2] + "…" for key in value]
             elif name == "admin_token":
                 value = "(set)" if value else ""
+            elif name == "s3_credentials":
+                # ACCESS_KEY:SECRET=instance → the key and its instance; never the secret.
+                value = [e.partition(":")[0] + ":…=" + e.rpartition("=")[2] for e in value]
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Path):

@@ -1,17 +1,17 @@
-"""The built-in S3-compatible object store, driven through its ASGI interface and through boto3."""
+"""The built-in S3-compatible object store, driven through its ASGI interface and through boto3.
+
+Every request is signed with team-a's default key (see `tests.s3_signing`); what signing and
+ownership refuse is tested in `test_object_store_auth.py`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
 import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import httpx
 import pytest
-import uvicorn
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
-from starlette.types import ASGIApp, Message, Scope
+from starlette.types import ASGIApp, Scope
 
-from emulator.api.storage import create_storage_app, is_s3_request
+from emulator.api.storage import is_s3_request
+from tests.s3_signing import Served, call, raw_call, storage_app
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -43,44 +41,6 @@ def key_path(bucket: str, key: str) -> str:
     return f"/{bucket}/" + quote(key, safe="").replace(".", "%2E")
 
 
-def call(app: ASGIApp, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://s3.test") as client:
-            return await client.request(method, path, **kwargs)
-
-    return asyncio.run(go())
-
-
-def raw_call(app: ASGIApp, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> int:
-    """Send a hand-made ASGI request (headers exactly as given, tiny body); return the status."""
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "server": ("s3.test", 80),
-        "client": ("127.0.0.1", 1),
-    }
-    sent: list[Message] = []
-    inbox = [{"type": "http.request", "body": b"tiny", "more_body": False}]
-
-    async def receive() -> Message:
-        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return int(sent[0]["status"])
-
-
 def error_code(response: httpx.Response) -> str:
     assert response.headers["content-type"].startswith("application/xml")
     root = ET.fromstring(response.content)
@@ -90,7 +50,8 @@ def error_code(response: httpx.Response) -> str:
 
 
 def files_under(path: Path) -> list[Path]:
-    return [p for p in path.rglob("*") if p.is_file()]
+    """Object files (and leftovers), not the buckets' owner records."""
+    return [p for p in path.rglob("*") if p.is_file() and p.name != ".bucket.json"]
 
 
 @pytest.fixture
@@ -99,8 +60,8 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(root: Path) -> ASGIApp:
-    return create_storage_app(root)
+def app(tmp_path: Path) -> ASGIApp:
+    return storage_app(tmp_path)
 
 
 # --- ASGI-level behaviour ---------------------------------------------------------------------
@@ -477,52 +438,6 @@ def test_plain_api_request_is_not_s3() -> None:
 
 
 # --- boto3 against the app served for real -----------------------------------------------------
-
-
-class Served:
-    def __init__(self, app: ASGIApp, **ssl: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", **ssl)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-        self.clients: list[Any] = []
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive(), "uvicorn exited during startup"
-            assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-            time.sleep(0.01)
-        return self
-
-    def s3(self, verify: str | bool = True) -> Any:
-        """A boto3 client for this server, closed before the server stops."""
-        scheme = "https" if self.server.config.ssl_certfile else "http"
-        session = boto3.session.Session(
-            aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name="us-east-1"
-        )
-        client = session.client(
-            "s3",
-            endpoint_url=f"{scheme}://127.0.0.1:{self.port}",
-            verify=verify,
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-        )
-        self.clients.append(client)
-        return client
-
-    def __exit__(self, *exc: object) -> None:
-        # uvicorn's shutdown waits for the clients' pooled TLS connections to close.
-        for client in self.clients:
-            client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-        assert not self.thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
 @pytest.fixture

@@ -8,9 +8,18 @@ Multipart uploads, CopyObject, ACLs, tagging, versioning and the other sub-resou
 
 Requests must be path-style (`/{bucket}/{key}`); virtual-hosted addressing is not recognised.
 
-Authentication is not enforced: SigV4 headers and presigned-URL parameters are accepted but
-never verified, so a URL presigned with any credentials works and its expiry is ignored. This
-is a local emulator's convenience, not an access-control boundary.
+Every request must be signed with AWS Signature V4, in the Authorization header or as a
+presigned URL (see `auth`): the signature, the clock skew of header-signed requests (15 min),
+a presigned URL's expiry (at most a week) and a hex `x-amz-content-sha256` against the body
+are all checked. Access keys come from `--s3-credentials` (`ACCESS_KEY:SECRET=instance`);
+without it each instance has the predictable pair `emulator-NAME` / `emulator-secret-NAME`,
+fine on a laptop, not on a shared server.
+
+A bucket belongs to the instance whose key created it (explicitly, or by the first PUT into
+it); only that instance's keys can list, read, write, head or delete in it, and ListBuckets
+shows a caller only its own. Buckets from before ownership belong to the default instance.
+Objects are limited to `--max-object-mb`, and keys XML 1.0 cannot carry are refused, so every
+listing is a well-formed document.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ import hashlib
 import logging
 import secrets
 from email.utils import formatdate
-from pathlib import Path
 from typing import NoReturn
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
@@ -31,15 +40,22 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.api.storage import wire
-from emulator.api.storage.store import ObjectMeta, ObjectStore, crc32_base64, valid_bucket_name
+from emulator.api.storage.auth import Signed, SigV4Verifier, WireRequest, is_hex_sha256
+from emulator.api.storage.credentials import parse_s3_credentials
+from emulator.api.storage.errors import S3Error, access_denied
+from emulator.api.storage.store import (
+    NotOwner,
+    ObjectMeta,
+    ObjectStore,
+    crc32_base64,
+    valid_bucket_name,
+)
+from emulator.config import Settings
 
 log = logging.getLogger("emulator.api.storage")
 
-MAX_OBJECT_SIZE = 512 * 1024 * 1024
 MAX_KEY_BYTES = 1024
 DEFAULT_MAX_KEYS = 1000
-# aws-chunked framing adds a few bytes per chunk (more with signatures); allow for it on the wire
-_MAX_CHUNKED_WIRE_SIZE = MAX_OBJECT_SIZE + MAX_OBJECT_SIZE // 16
 
 _XML = "application/xml"
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -122,20 +138,13 @@ def is_s3_request(scope: Scope) -> bool:
     return False
 
 
-def create_storage_app(root: Path) -> ASGIApp:
-    """The object store as an ASGI app, keeping buckets and objects under `root`."""
-    return _StorageApp(ObjectStore(root))
-
-
-class S3Error(Exception):
-    """An S3 error response: status, S3 error code and the document's extra fields."""
-
-    def __init__(self, status: int, code: str, message: str, **fields: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields
+def create_storage_app(settings: Settings) -> ASGIApp:
+    """The object store as an ASGI app: objects under the data dir, the settings' access keys
+    (ValueError when `s3_credentials` cannot be used) and their size limit."""
+    instances = settings.instance_list
+    keys = parse_s3_credentials(settings.s3_credentials, instances)
+    store = ObjectStore(settings.data_dir / "objects", default_owner=instances[0].crn)
+    return _StorageApp(store, SigV4Verifier(keys), settings.max_object_mb * 1024 * 1024)
 
 
 def _not_implemented(what: str) -> NoReturn:
@@ -148,8 +157,12 @@ def _not_implemented(what: str) -> NoReturn:
 
 
 class _StorageApp:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, verifier: SigV4Verifier, max_object_size: int) -> None:
         self.store = store
+        self.verifier = verifier
+        self.max_object_size = max_object_size
+        # aws-chunked framing adds a few bytes per chunk (more with signatures) and trailers
+        self.max_chunked_wire_size = max_object_size + max_object_size // 16 + 64 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -161,7 +174,8 @@ class _StorageApp:
         request = Request(scope, receive)
         request_id = secrets.token_hex(8).upper()
         try:
-            response = await self._dispatch(request)
+            signed = self.verifier.authenticate(_wire_request(scope))
+            response = await self._dispatch(request, signed)
         except S3Error as exc:
             response = _error_response(request, exc, request_id)
         except ClientDisconnect:
@@ -173,14 +187,15 @@ class _StorageApp:
         response.headers["x-amz-request-id"] = request_id
         await response(scope, receive, send)
 
-    async def _dispatch(self, request: Request) -> Response:
-        path: str = request.scope["path"]  # already percent-decoded by the server
+    async def _dispatch(self, request: Request, signed: Signed) -> Response:
+        path = _decoded_path(request.scope)
         bucket, _, key = path.removeprefix("/").partition("/")
         method = request.method
         query = request.query_params
+        caller = signed.key.instance
         if not bucket:
             if method == "GET" and not query.keys() & _BUCKET_SUBRESOURCES:
-                buckets = await run_in_threadpool(self.store.list_buckets)
+                buckets = await run_in_threadpool(self.store.list_buckets, caller)
                 return _xml(wire.list_buckets_document(buckets))
             _not_implemented(f"{method} on the service root")
         if not valid_bucket_name(bucket):
@@ -192,53 +207,74 @@ class _StorageApp:
                 BucketName=bucket,
             )
         if not key:
-            return await self._bucket(request, method, bucket, query)
+            return await self._bucket(request, method, bucket, query, caller)
         if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
             raise S3Error(400, "KeyTooLongError", "Your key is too long.", BucketName=bucket)
         unsupported = sorted(query.keys() & _OBJECT_SUBRESOURCES)
         if unsupported:
             _not_implemented(f"{method} with ?{unsupported[0]}")
         if method == "PUT":
-            return await self._put_object(request, bucket, key)
-        if method in ("GET", "HEAD"):
-            return await self._get_object(request, bucket, key)
+            return await self._put_object(request, bucket, key, signed)
+        if method not in ("GET", "HEAD", "DELETE"):
+            _not_implemented(f"{method} on an object")
+        # Ownership first: another instance learns nothing about the keys in the bucket.
+        if not await self._owned(bucket, caller):
+            raise _no_such_bucket(bucket)
         if method == "DELETE":
             await run_in_threadpool(self.store.delete, bucket, key)
             return Response(status_code=204)
-        _not_implemented(f"{method} on an object")
+        return await self._get_object(request, bucket, key)
+
+    async def _owned(self, bucket: str, caller: str) -> bool:
+        """True when `caller` owns the bucket, False when there is none; AccessDenied else."""
+        owner = await run_in_threadpool(self.store.bucket_owner, bucket)
+        if owner is None:
+            return False
+        if owner != caller:
+            raise access_denied()
+        return True
 
     async def _bucket(
-        self, request: Request, method: str, bucket: str, query: QueryParams
+        self, request: Request, method: str, bucket: str, query: QueryParams, caller: str
     ) -> Response:
         if method == "GET" and "location" in query:
-            if not await run_in_threadpool(self.store.bucket_exists, bucket):
+            if not await self._owned(bucket, caller):
                 raise _no_such_bucket(bucket)
             return _xml(wire.location_document())
         unsupported = sorted(query.keys() & _BUCKET_SUBRESOURCES)
         if unsupported:
             _not_implemented(f"{method} with ?{unsupported[0]}")
         if method == "PUT":
-            await run_in_threadpool(self.store.create_bucket, bucket)
+            owner = await run_in_threadpool(self.store.create_bucket, bucket, caller)
+            if owner != caller:
+                raise S3Error(
+                    409,
+                    "BucketAlreadyExists",
+                    "The requested bucket name is not available. The bucket namespace is "
+                    "shared by all users of the system. Please select a different name and "
+                    "try again.",
+                    BucketName=bucket,
+                )
             return Response(status_code=200, headers={"location": f"/{bucket}"})
+        if method not in ("GET", "HEAD", "DELETE"):
+            _not_implemented(f"{method} on a bucket")
+        if not await self._owned(bucket, caller):
+            raise _no_such_bucket(bucket)
         if method == "HEAD":
-            if not await run_in_threadpool(self.store.bucket_exists, bucket):
-                raise _no_such_bucket(bucket)
             return Response(status_code=200, headers={"x-amz-bucket-region": "us-east-1"})
         if method == "GET":
             return await self._list_objects(bucket, query)
-        if method == "DELETE":
-            outcome = await run_in_threadpool(self.store.delete_bucket, bucket)
-            if outcome is None:
-                raise _no_such_bucket(bucket)
-            if not outcome:
-                raise S3Error(
-                    409,
-                    "BucketNotEmpty",
-                    "The bucket you tried to delete is not empty.",
-                    BucketName=bucket,
-                )
-            return Response(status_code=204)
-        _not_implemented(f"{method} on a bucket")
+        outcome = await run_in_threadpool(self.store.delete_bucket, bucket)
+        if outcome is None:
+            raise _no_such_bucket(bucket)
+        if not outcome:
+            raise S3Error(
+                409,
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty.",
+                BucketName=bucket,
+            )
+        return Response(status_code=204)
 
     async def _list_objects(self, bucket: str, query: QueryParams) -> Response:
         objects = await run_in_threadpool(self.store.list, bucket)
@@ -251,6 +287,17 @@ class _StorageApp:
         encoding = query.get("encoding-type")
         if encoding not in (None, "url"):
             raise S3Error(400, "InvalidArgument", "Invalid Encoding Method specified in Request")
+        if encoding is None:
+            for name in ("prefix", "delimiter", "marker", "start-after"):
+                problem = wire.xml_unsafe(query.get(name) or "")
+                if problem is not None:
+                    raise S3Error(
+                        400,
+                        "InvalidArgument",
+                        f"{name} holds {problem}, which XML 1.0 cannot carry; list with "
+                        "encoding-type=url.",
+                        ArgumentName=name,
+                    )
         token = query.get("continuation-token") if version == 2 else None
         start_after = query.get("start-after") if version == 2 else None
         marker = query.get("marker") if version == 1 else None
@@ -293,18 +340,54 @@ class _StorageApp:
             marker=marker,
             next_marker=last if truncated and version == 1 else None,
         )
-        return _xml(wire.list_objects_document(listing))
+        try:
+            return _xml(wire.list_objects_document(listing))
+        except wire.UnsafeXml as exc:  # only keys stored before such keys were refused
+            raise S3Error(
+                400,
+                "InvalidArgument",
+                f"A key or parameter of this listing holds {exc}, which XML 1.0 cannot carry; "
+                "list with encoding-type=url.",
+                ArgumentName="encoding-type",
+            ) from None
 
-    async def _put_object(self, request: Request, bucket: str, key: str) -> Response:
+    async def _put_object(
+        self, request: Request, bucket: str, key: str, signed: Signed
+    ) -> Response:
         headers = request.headers
         if "x-amz-copy-source" in headers:
             _not_implemented("CopyObject")
+        problem = wire.xml_unsafe(key)
+        if problem is not None:
+            raise S3Error(
+                400,
+                "InvalidArgument",
+                f"The object key holds {problem}: keys may not contain control characters "
+                "(other than tab, newline and carriage return), lone surrogates, U+FFFE or "
+                "U+FFFF, which no XML listing could carry.",
+                ArgumentName="key",
+            )
+        # Refused before the body is read: another instance's upload is not even buffered.
+        owner = await run_in_threadpool(self.store.bucket_owner, bucket)
+        if owner is not None and owner != signed.key.instance:
+            raise access_denied()
         encodings = [e.strip() for e in headers.get("content-encoding", "").split(",") if e.strip()]
         chunked = "aws-chunked" in (e.lower() for e in encodings) or headers.get(
             "x-amz-content-sha256", ""
         ).startswith("STREAMING-")
-        decoded_length = _decoded_length(headers.get("x-amz-decoded-content-length"))
-        body = await _read_body(request, _MAX_CHUNKED_WIRE_SIZE if chunked else MAX_OBJECT_SIZE)
+        decoded_length = self._decoded_length(headers.get("x-amz-decoded-content-length"))
+        limit = self.max_chunked_wire_size if chunked else self.max_object_size
+        body = await self._read_body(request, limit)
+        if signed.content_sha256 is not None and is_hex_sha256(signed.content_sha256):
+            computed = await run_in_threadpool(lambda: hashlib.sha256(body).hexdigest())
+            if computed != signed.content_sha256:
+                raise S3Error(
+                    400,
+                    "XAmzContentSHA256Mismatch",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                    ClientComputedContentSHA256=signed.content_sha256,
+                    S3ComputedContentSHA256=computed,
+                )
         trailers: dict[str, str] = {}
         if chunked:
             try:
@@ -316,28 +399,64 @@ class _StorageApp:
                     f"The chunked body decodes to {len(body)} bytes but "
                     f"x-amz-decoded-content-length says {decoded_length}."
                 )
-            if len(body) > MAX_OBJECT_SIZE:
-                raise _entity_too_large()
+            if len(body) > self.max_object_size:
+                raise self._entity_too_large()
         claimed_crc32 = trailers.get("x-amz-checksum-crc32", headers.get("x-amz-checksum-crc32"))
         await run_in_threadpool(_verify_digests, body, headers.get("content-md5"), claimed_crc32)
 
-        meta = await run_in_threadpool(
-            self.store.put,
-            bucket,
-            key,
-            body,
-            headers.get("content-type") or _DEFAULT_CONTENT_TYPE,
-            ",".join(e for e in encodings if e.lower() != "aws-chunked") or None,
-            {
-                name: value
-                for name, value in headers.items()
-                if name.lower().startswith("x-amz-meta-")
-            },
-        )
+        try:
+            meta = await run_in_threadpool(
+                lambda: self.store.put(
+                    bucket,
+                    key,
+                    body,
+                    headers.get("content-type") or _DEFAULT_CONTENT_TYPE,
+                    ",".join(e for e in encodings if e.lower() != "aws-chunked") or None,
+                    {
+                        name: value
+                        for name, value in headers.items()
+                        if name.lower().startswith("x-amz-meta-")
+                    },
+                    owner=signed.key.instance,
+                )
+            )
+        except NotOwner:  # another instance created the bucket while this body was read
+            raise access_denied() from None
         return Response(
             status_code=200,
             headers={"etag": f'"{meta.etag}"', "x-amz-checksum-crc32": meta.crc32},
         )
+
+    def _entity_too_large(self) -> S3Error:
+        return S3Error(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size "
+            f"({self.max_object_size} bytes).",
+            MaxSizeAllowed=str(self.max_object_size),
+        )
+
+    def _decoded_length(self, raw: str | None) -> int | None:
+        if raw is None:
+            return None
+        if not raw.strip().isdigit():
+            raise _incomplete_body("x-amz-decoded-content-length is not a byte count.")
+        value = int(raw)
+        if value > self.max_object_size:
+            raise self._entity_too_large()
+        return value
+
+    async def _read_body(self, request: Request, limit: int) -> bytes:
+        # Objects here are small JSON documents, so buffering is fine; the cap bounds memory.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._entity_too_large()
+        body = bytearray()
+        async for piece in request.stream():
+            body += piece
+            if len(body) > limit:
+                raise self._entity_too_large()
+        return bytes(body)
 
     async def _get_object(self, request: Request, bucket: str, key: str) -> Response:
         head = request.method == "HEAD"
@@ -400,6 +519,45 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def _raw_path(scope: Scope) -> str:
+    """The request path exactly as the client sent it (what it signed), percent-encoded."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:  # ASGI makes raw_path optional; re-encode the decoded one
+        return quote(scope["path"], safe="/~!$&'()*+,;=:@")
+    return raw.decode("latin-1")
+
+
+def _wire_request(scope: Scope) -> WireRequest:
+    return WireRequest(
+        method=scope["method"],
+        raw_path=_raw_path(scope),
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]],
+    )
+
+
+def _decoded_path(scope: Scope) -> str:
+    """The path percent-decoded as strict UTF-8.
+
+    The server's own `scope["path"]` replaces invalid UTF-8 with U+FFFD, which would merge
+    different keys into one; such a path is refused instead.
+    """
+    raw = _raw_path(scope)
+    root = scope.get("root_path", "")
+    if root and raw.startswith(root):
+        raw = raw[len(root) :]
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise S3Error(
+            400,
+            "InvalidArgument",
+            f"The object key is not valid UTF-8 (byte {exc.start} of the decoded path starts a "
+            "lone surrogate or a broken sequence), so no XML listing could carry it.",
+            ArgumentName="key",
+        ) from None
+
+
 def _xml(document: bytes, status: int = 200) -> Response:
     return Response(content=document, status_code=status, media_type=_XML)
 
@@ -417,14 +575,6 @@ def _no_such_bucket(bucket: str) -> S3Error:
 
 def _incomplete_body(message: str) -> S3Error:
     return S3Error(400, "IncompleteBody", message)
-
-
-def _entity_too_large() -> S3Error:
-    return S3Error(
-        400,
-        "EntityTooLarge",
-        f"Your proposed upload exceeds the maximum allowed object size ({MAX_OBJECT_SIZE} bytes).",
-    )
 
 
 def _max_keys(raw: str | None) -> int:
@@ -459,30 +609,6 @@ def _decode_token(token: str) -> str:
         raise S3Error(
             400, "InvalidArgument", "The continuation token provided is incorrect."
         ) from exc
-
-
-def _decoded_length(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.strip().isdigit():
-        raise _incomplete_body("x-amz-decoded-content-length is not a byte count.")
-    value = int(raw)
-    if value > MAX_OBJECT_SIZE:
-        raise _entity_too_large()
-    return value
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    # Objects here are small JSON documents, so buffering is fine; the cap bounds memory.
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _entity_too_large()
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _entity_too_large()
-    return bytes(body)
 
 
 def _verify_digests(body: bytes, content_md5: str | None, crc32: str | None) -> None:

@@ -6,6 +6,11 @@ key means no key - `..`, `/`, unicode, 1024 bytes - can name a path outside the 
 keeping header and bytes in one file means a single `os.replace` publishes both at once: a
 reader sees the old object or the new one, never a mix or half of either.
 
+`root/<bucket>/.bucket.json` records the CRN of the instance that created the bucket (its
+owner). A bucket directory appears with that file already inside (it is staged under a
+temporary name and renamed into place), so no one ever sees a new bucket without its owner.
+Directories without one predate ownership and belong to the default instance.
+
 Every method blocks on file I/O; callers on the event loop run them in a worker thread.
 """
 
@@ -15,11 +20,15 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
+import shutil
 import tempfile
+import threading
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,9 @@ _IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _SUFFIX = ".obj"
 _TEMP_PREFIX = ".tmp-"
 _HEADER_LIMIT = 1 << 20  # key <= 1 KiB and metadata <= 2 KiB in S3; anything longer is corrupt
+_OWNER_FILE = ".bucket.json"
+
+log = logging.getLogger("emulator.api.storage")
 
 
 def valid_bucket_name(name: str) -> bool:
@@ -92,11 +104,23 @@ class CorruptObject(Exception):
     """An object file whose header cannot be read back."""
 
 
-class ObjectStore:
-    """Buckets and objects under one root directory."""
+class NotOwner(Exception):
+    """The bucket exists and belongs to another instance."""
 
-    def __init__(self, root: Path) -> None:
+
+class ObjectStore:
+    """Buckets and objects under one root directory; each bucket belongs to one instance.
+
+    Bucket creation, PUTs (which create their bucket when it is missing) and bucket deletion
+    take one lock for their bookkeeping steps, so a bucket is never deleted under a PUT that
+    is being written, nor created twice with different owners. Reads take no lock.
+    """
+
+    def __init__(self, root: Path, default_owner: str) -> None:
         self.root = root
+        self.default_owner = default_owner
+        self._lock = threading.Lock()
+        self._writing: Counter[str] = Counter()  # PUTs in progress, by bucket
 
     def _bucket(self, bucket: str) -> Path:
         # Callers validate names against BUCKET_NAME first; this is the backstop.
@@ -108,41 +132,85 @@ class ObjectStore:
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         return self._bucket(bucket) / (digest + _SUFFIX)
 
-    def bucket_exists(self, bucket: str) -> bool:
-        return self._bucket(bucket).is_dir()
+    def bucket_owner(self, bucket: str) -> str | None:
+        """The CRN of the bucket's owner, or None when there is no such bucket."""
+        path = self._bucket(bucket)
+        try:
+            raw = (path / _OWNER_FILE).read_bytes()
+        except FileNotFoundError:
+            return self.default_owner if path.is_dir() else None
+        except NotADirectoryError:
+            return None
+        try:
+            owner = json.loads(raw)["owner"]
+            if isinstance(owner, str) and owner:
+                return owner
+        except (ValueError, KeyError, TypeError):
+            pass
+        log.warning("bucket %s: unreadable owner record; the default instance owns it", bucket)
+        return self.default_owner
 
-    def create_bucket(self, bucket: str) -> None:
-        self._bucket(bucket).mkdir(parents=True, exist_ok=True)
+    def create_bucket(self, bucket: str, owner: str) -> str:
+        """Create the bucket for `owner` unless it exists; the owner it has afterwards."""
+        with self._lock:
+            return self._ensure_bucket(bucket, owner)
+
+    def _ensure_bucket(self, bucket: str, owner: str) -> str:
+        current = self.bucket_owner(bucket)
+        if current is not None:
+            return current
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=self.root)
+        try:
+            record = json.dumps({"owner": owner, "created": time.time()}).encode()
+            with open(os.path.join(staging, _OWNER_FILE), "wb") as out:
+                out.write(record)
+                out.flush()
+                os.fsync(out.fileno())  # an empty owner record after a crash would be unowned
+            os.rename(staging, self._bucket(bucket))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return owner
 
     def delete_bucket(self, bucket: str) -> bool | None:
         """Remove an empty bucket: True when removed, False when not empty, None when missing."""
         path = self._bucket(bucket)
-        try:
+        with self._lock:
+            owner = self.bucket_owner(bucket)
+            if owner is None:
+                return None
             entries = list(os.scandir(path))
-        except FileNotFoundError:
-            return None
-        if any(e.name.endswith(_SUFFIX) and not e.name.startswith(".") for e in entries):
-            return False
-        for entry in entries:  # leftovers of writes that crashed before their rename
-            if entry.name.startswith(_TEMP_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-        try:
-            path.rmdir()
-        except FileNotFoundError:
-            return None
-        except OSError:  # a PUT landed meanwhile
-            return False
-        return True
+            objects = any(e.name.endswith(_SUFFIX) and not e.name.startswith(".") for e in entries)
+            if objects or self._writing[bucket]:
+                return False
+            for entry in entries:  # leftovers of writes that crashed before their rename
+                if entry.name.startswith(_TEMP_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path / _OWNER_FILE)
+            try:
+                path.rmdir()
+            except OSError:  # something else lives there: keep the bucket, and its owner
+                self._restore_owner(path, owner)
+                return False
+            return True
 
-    def list_buckets(self) -> list[tuple[str, float]]:
-        """(name, creation time) of every bucket, sorted by name."""
+    def _restore_owner(self, path: Path, owner: str) -> None:
+        record = json.dumps({"owner": owner, "created": time.time()}).encode()
+        (path / _OWNER_FILE).write_bytes(record)
+
+    def list_buckets(self, owner: str) -> list[tuple[str, float]]:
+        """(name, creation time) of every bucket `owner` owns, sorted by name."""
         try:
             entries = list(os.scandir(self.root))
         except FileNotFoundError:
             return []
         buckets = [
-            (e.name, e.stat().st_mtime) for e in entries if e.is_dir() and valid_bucket_name(e.name)
+            (e.name, e.stat().st_mtime)
+            for e in entries
+            if e.is_dir() and valid_bucket_name(e.name) and self.bucket_owner(e.name) == owner
         ]
         return sorted(buckets)
 
@@ -154,8 +222,13 @@ class ObjectStore:
         content_type: str,
         content_encoding: str | None = None,
         user_metadata: dict[str, str] | None = None,
+        *,
+        owner: str,
     ) -> ObjectMeta:
-        """Store `body` under `key`, creating the bucket if needed; atomic and durable."""
+        """Store `body` under `key`; atomic and durable.
+
+        A missing bucket is created for `owner`; a bucket of another owner raises NotOwner.
+        """
         meta = ObjectMeta(
             key=key,
             size=len(body),
@@ -167,8 +240,12 @@ class ObjectStore:
             user_metadata=dict(user_metadata or {}),
         )
         target = self._object(bucket, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+        with self._lock:
+            if self._ensure_bucket(bucket, owner) != owner:
+                raise NotOwner(bucket)
+            # The temp file and the count keep delete_bucket away until the rename is done.
+            fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+            self._writing[bucket] += 1
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(meta.to_json())
@@ -183,6 +260,11 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+        finally:
+            with self._lock:
+                self._writing[bucket] -= 1
+                if not self._writing[bucket]:
+                    del self._writing[bucket]
         return meta
 
     def get(self, bucket: str, key: str) -> tuple[ObjectMeta, bytes] | None:

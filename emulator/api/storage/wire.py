@@ -14,6 +14,22 @@ from emulator.api.storage.store import ObjectMeta
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+# Characters XML 1.0 cannot carry at all, not even as character references.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_unsafe(text: str) -> str | None:
+    """None when XML 1.0 can carry `text`; else a description of its first character that
+    cannot (a control character other than tab, newline and CR, a lone surrogate,
+    U+FFFE or U+FFFF)."""
+    found = _NOT_XML.search(text)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X} at position {found.start()}"
+
+
+class UnsafeXml(ValueError):
+    """A value an XML document would have to carry, but XML 1.0 cannot."""
 
 
 class ChunkedBodyError(ValueError):
@@ -72,7 +88,10 @@ def iso8601(epoch: float) -> str:
 
 
 def _document(root: ET.Element) -> bytes:
-    return _XML_DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    # ElementTree writes a CR in text as is, and every XML parser reads that back as LF; as a
+    # character reference it survives. Our markup never contains a CR, only text does.
+    return _XML_DECLARATION + body.replace(b"\r", b"&#13;")
 
 
 def _child(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
@@ -86,11 +105,16 @@ def error_document(code: str, message: str, request_id: str, fields: dict[str, s
     """An S3 `<Error>` document; `fields` (Key, BucketName, ...) follow the Message."""
     root = ET.Element("Error")
     _child(root, "Code", code)
-    _child(root, "Message", message)
+    _child(root, "Message", _xml_safe(message))
     for name, value in fields.items():
-        _child(root, name, value)
+        # Echoed request parts (a key, a bucket name) may hold anything; the error must parse.
+        _child(root, name, _xml_safe(value))
     _child(root, "RequestId", request_id)
     return _document(root)
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,12 @@ def list_objects_document(listing: Listing) -> bytes:
 
     def name(value: str) -> str:
         # With encoding-type=url the client percent-decodes these fields; "+" must survive it.
-        return quote(value, safe="/") if listing.url_encoded else value
+        if listing.url_encoded:
+            return quote(value, safe="/", errors="surrogatepass")
+        problem = xml_unsafe(value)
+        if problem is not None:
+            raise UnsafeXml(problem)
+        return value
 
     root = ET.Element("ListBucketResult", xmlns=S3_NAMESPACE)
     _child(root, "Name", listing.bucket)
