@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/latency.py
 	$(PY) bench/direct_access.py
+	$(PY) bench/noise_models.py
 
 image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.api.admin import routes as admin
@@ -25,6 +25,7 @@ from emulator.execution.pool import WorkerPool
 from emulator.jobs.backends import BackendRegistry
 from emulator.jobs.service import JobService
 from emulator.jobs.session_service import SessionService
+from emulator.jobs.storage_urls import StoragePolicy
 from emulator.jobs.watch import JobWatch
 from emulator.runtime_state import EmulatorState
 from emulator.store.controls import ControlStore
@@ -100,6 +101,9 @@ def build_state(
             settings.workers,
             max_attempts=settings.job_max_attempts,
             usage_limits=settings.instance_limits.usage,
+            memory_mb=settings.worker_memory_mb,
+            max_decoded_bytes=settings.max_decoded_bytes,
+            max_input_bytes=settings.max_object_mb * 1024 * 1024,
         )
         if start_workers
         else None
@@ -119,6 +123,8 @@ def build_state(
         sessions=session_store,
         limits=settings.instance_limits,
         controls=controls,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        storage_policy=StoragePolicy(settings.port, settings.host, settings.storage_allowed_hosts),
     )
     sessions = SessionService(session_store, backends)
     control = ControlService(
@@ -155,6 +161,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
 
     app = Starlette(
         routes=[
+            Route("/api/openapi.json", runtime.openapi_json),
             Mount(RUNTIME_PREFIX, routes=runtime.routes, middleware=runtime.middleware),
             Mount("/v1", routes=direct_access.routes, middleware=direct_access.middleware),
             *direct_access.version_routes,
@@ -163,5 +170,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    storage = create_storage_app(settings.data_dir / "objects")
+    storage = create_storage_app(settings)
     return TrafficMiddleware(ObjectStoreDispatch(RuntimePrefix(app), storage), journal, faults)

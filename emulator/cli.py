@@ -135,9 +135,36 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
 
 
 def qrmi_lines(
-    backend: str, base_url: str, api_key: str, instance_crn: str, bucket: str, timeout: int
+    backend: str,
+    base_url: str,
+    api_key: str,
+    instance_crn: str,
+    bucket: str,
+    timeout: int,
+    settings: Settings,
+    info: dict[str, Any],
 ) -> list[str]:
-    """qrmi's variables for one backend (reference DA §8.2): API, IAM and S3 all on the emulator."""
+    """qrmi's variables for one backend (reference DA §8.2): API, IAM and S3 all on the emulator.
+
+    The object-store key is the exported instance's: the first of `EMULATOR_S3_CREDENTIALS`
+    for it, else its default pair; instances as the server lists them, else as configured here.
+    """
+    from emulator.api.storage.credentials import access_key_for_env
+    from emulator.config import Instance
+
+    served = [Instance(crn=i["crn"], name=i["name"]) for i in info.get("instances") or []]
+    try:
+        s3_key = access_key_for_env(
+            settings.s3_credentials, served or settings.instance_list, instance_crn
+        )
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    if info.get("s3_credentials_required") and not settings.s3_credentials:
+        print(
+            "# note: this emulator's object store only accepts its configured keys; set "
+            "EMULATOR_S3_CREDENTIALS as the server has it.",
+            file=sys.stderr,
+        )
     base = base_url.rstrip("/")
     values = {
         "QRMI_IBM_QS_ENDPOINT": base,
@@ -148,9 +175,8 @@ def qrmi_lines(
         "QRMI_IBM_QS_S3_ENDPOINT": base,
         "QRMI_IBM_QS_S3_BUCKET": bucket,
         "QRMI_IBM_QS_S3_REGION": "us-east-1",
-        # The built-in store accepts any credentials; real S3 needs real ones here.
-        "QRMI_IBM_QS_AWS_ACCESS_KEY_ID": "emulator",
-        "QRMI_IBM_QS_AWS_SECRET_ACCESS_KEY": "emulator-secret",
+        "QRMI_IBM_QS_AWS_ACCESS_KEY_ID": s3_key.access_key,
+        "QRMI_IBM_QS_AWS_SECRET_ACCESS_KEY": s3_key.secret,
     }
     return [f"export {backend}_{k}={shlex.quote(v)}" for k, v in values.items()]
 
@@ -189,7 +215,9 @@ def cmd_env(args: argparse.Namespace) -> int:
     instance = args.instance or info.get("default_instance") or settings.default_instance.crn
     lines = env_lines(url, api_key, instance)
     for backend in args.qrmi or []:
-        lines += qrmi_lines(backend, url, api_key, instance, args.bucket, args.job_timeout)
+        lines += qrmi_lines(
+            backend, url, api_key, instance, args.bucket, args.job_timeout, settings, info
+        )
     print("\n".join(lines))
     return 0
 
@@ -213,11 +241,17 @@ class _GracefulServer(uvicorn.Server):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from emulator.app import create_app
+    from emulator.execution.runner import memory_limit_mb
+    from emulator.server import raise_open_file_limit, server_config
 
     settings = _settings(args, setting_names())
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Before the listener opens: --max-connections, not the fd limit, is what clients hit.
+    raise_open_file_limit(settings)
+    memory = memory_limit_mb(settings.worker_memory_mb, settings.workers)
+    memory_text = f" ({memory} MiB of memory each)" if settings.workers and memory else ""
     url = f"http://{settings.host}:{settings.port}"
     # Bound to every interface (a container, a workshop): this machine reaches it on loopback.
     local = settings.host in ("0.0.0.0", "::")
@@ -227,19 +261,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"IBM Quantum API emulator {__version__} — an emulator, not IBM Quantum.\n"
         f"  listening on {url}\n"
         f"  data in {settings.data_dir.resolve()} ({store})\n"
-        f"  backends: {', '.join(settings.backends)}; workers: {settings.workers}\n"
+        f"  backends: {', '.join(settings.backends)}; workers: {settings.workers}{memory_text}\n"
         f"  dashboard: {client_url}/_emulator/\n"
         f'  point clients at it: eval "$(python -m emulator env --url {client_url})"',
         flush=True,
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-    )
-    _GracefulServer(config).run()
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. --s3-credentials naming an unknown instance
+        sys.exit(f"error: {exc}")
+    _GracefulServer(server_config(app, settings)).run()
     log.info("emulator stopped")
     return 0
 

@@ -155,8 +155,9 @@ class Settings:
     )
     worker_memory_mb: int = _setting(
         0,
-        "address-space limit of each simulation process in MiB (a job past it fails with a "
-        "reason saying so); 0: this machine's memory divided by the workers",
+        "memory a simulation process may use for a job in MiB (Aer refuses larger states; an "
+        "address-space limit above the process's own size backs it up; a job past it fails "
+        "with a reason saying so); 0: this machine's memory divided by the workers",
     )
     keep_alive_timeout: int = _setting(
         5, "seconds an idle keep-alive connection stays open between requests"

@@ -112,7 +112,9 @@ def check_tree(value: Any, root: str = "body", max_depth: int = MAX_DEPTH) -> No
             check_text(item, where or root)
         elif isinstance(item, dict | list):
             if depth >= max_depth:
-                raise MalformedBody(where or root, f"nested deeper than {max_depth} levels")
+                place = where or root
+                place = place if len(place) <= 80 else place[:80] + "…"
+                raise MalformedBody(place, f"nested deeper than {max_depth} levels")
             if isinstance(item, dict):
                 for key, child in item.items():
                     check_text(key, f"{where or root} (a key)")

@@ -172,6 +172,18 @@ def _collect_active(circuit: QuantumCircuit, physical: list[int], active: set[in
             active.update(qubits)
 
 
+# The worker memory limit in MiB (set once per worker process by the runner); 0: Aer's default.
+_max_memory_mb = 0
+
+
+def limit_simulator_memory(mb: int) -> None:
+    """Have every simulator of this process refuse circuits needing more than `mb` MiB."""
+    global _max_memory_mb
+    _max_memory_mb = mb
+
+
 def make_simulator(noise_model: NoiseModel | None) -> AerSimulator:
-    """An AerSimulator limited to one thread: the worker pool runs one process per core."""
-    return AerSimulator(noise_model=noise_model, max_parallel_threads=1)
+    """An AerSimulator limited to one thread (the worker pool runs one process per core) and
+    to the worker memory limit (Aer then refuses a too-large state before allocating it)."""
+    memory = {"max_memory_mb": _max_memory_mb} if _max_memory_mb else {}
+    return AerSimulator(noise_model=noise_model, max_parallel_threads=1, **memory)

@@ -5,6 +5,10 @@ claims a Queued job atomically, hands it to the child and waits — for the outc
 cancel (then it kills the child and starts a fresh one), for the job's time limit, or for
 the child to die. Threads only wait and write rows; simulation never runs in the server
 process and never on the event loop.
+
+A run that ends without an answer from the child (it was killed or crashed) is retried while
+the job has attempts left (`max_attempts`); a graceful shutdown requeues its running jobs
+without counting the attempt.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +25,14 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from emulator.control.rules import InjectedOutcome
-from emulator.execution.runner import Completed, Failed, Ticket, child_main
+from emulator.execution.runner import (
+    Completed,
+    Failed,
+    Ready,
+    Ticket,
+    child_main,
+    memory_limit_mb,
+)
 from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.ids import new_id
 from emulator.jobs.admission import UsageAction, UsageLimits, usage_period
@@ -37,6 +49,9 @@ IDLE_POLL_S = 1.0  # picks up jobs queued by other processes or requeued by reco
 REASON_CRASH = 1517
 REASON_RAN_TOO_LONG = 1305
 REASON_STORAGE = 1517  # the client turns Cancelled + 1305 into RuntimeJobMaxTimeoutError
+# How a process that exceeded its memory ends when the allocator cannot report it: killed
+# (the kernel's OOM killer), or aborted or faulting in native code (std::bad_alloc, NULL).
+MEMORY_SIGNALS = frozenset({signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS})
 
 
 class WorkerPool:
@@ -50,11 +65,19 @@ class WorkerPool:
         *,
         max_attempts: int = 2,
         usage_limits: UsageLimits | None = None,
+        memory_mb: int = 0,
+        max_decoded_bytes: int = 200 * 1024 * 1024,
+        max_input_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.repo = repo
         self.usage_limits = usage_limits or UsageLimits()
         self.backends = backends
         self.max_attempts = max_attempts
+        # What each job may use: the setting, or by default the machine's share per worker.
+        self.memory_mb = memory_limit_mb(memory_mb, size)
+        self.max_decoded_bytes = max_decoded_bytes
+        self.max_input_bytes = max_input_bytes
+        self._footprint_logged = threading.Event()
         self.pool_id = new_id(8)
         self._wakeup = threading.Condition()
         self._pending_wakeups = 0
@@ -86,6 +109,11 @@ class WorkerPool:
         recovered = self.repo.recover_interrupted(self.max_attempts, stale_after=timedelta(0))
         for job in recovered:
             log.warning("job %s was running when the emulator stopped: now %s", job.id, job.state)
+        if self.slots:
+            log.info(
+                "worker memory limit: %s per simulation process",
+                f"{self.memory_mb} MiB" if self.memory_mb else "none (machine memory unknown)",
+            )
         for slot in self.slots:
             slot.start()
 
@@ -109,11 +137,22 @@ class WorkerPool:
                 self._wakeup.wait(timeout)
             self._pending_wakeups = max(0, self._pending_wakeups - 1)
 
+    def note_ready(self, ready: object) -> None:
+        """Log, once, what a warmed-up worker maps and the address-space limit it applied."""
+        if not isinstance(ready, Ready) or self._footprint_logged.is_set():
+            return
+        self._footprint_logged.set()
+        log.info(
+            "a warmed-up simulation process maps %d MiB of address space; its limit: %s",
+            ready.footprint_mb,
+            f"{ready.address_limit_mb} MiB" if ready.address_limit_mb else "none",
+        )
+
     def new_process(self) -> tuple[BaseProcess, Connection]:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=child_main,
-            args=(child, self.backends.specs()),
+            args=(child, self.backends.specs(), self.memory_mb),
             name="emulator-worker",
             daemon=True,
         )
@@ -187,7 +226,7 @@ class Slot(threading.Thread):
             self._drain_interrupts()
             if self._conn in ready:
                 try:
-                    self._conn.recv()
+                    self.pool.note_ready(self._conn.recv())
                 except (EOFError, OSError):
                     break
                 self.ready = True
@@ -233,7 +272,9 @@ class Slot(threading.Thread):
         params = job.params or ""
         if direct:
             try:
-                params = fetch_text(_storage(job)["input"]["presigned_url"], "job input")
+                params = fetch_text(
+                    _storage(job)["input"]["presigned_url"], "job input", self.pool.max_input_bytes
+                )
             except StorageError as exc:
                 return _storage_failure(exc)
             self.pool.repo.set_params(job.id, params)
@@ -265,8 +306,12 @@ class Slot(threading.Thread):
             backend.snapshot.source,
             direct,
             default_seed=job.seed,
+            max_decoded_bytes=self.pool.max_decoded_bytes,
         )
-        self._conn.send(ticket)
+        try:
+            self._conn.send(ticket)
+        except OSError:  # the child died since it was last seen alive (killed, crashed)
+            return self._crashed()
         outcome = self._await_outcome(job, deadline)
         if isinstance(outcome, Completed) and job.min_run_seconds:
             # Timed progression or a delayed outcome: Running for at least this long.
@@ -314,7 +359,11 @@ class Slot(threading.Thread):
             log.exception("could not mark job %s failed", job.id)
 
     def _finish(self, job: JobSnapshot, outcome: Outcome) -> None:
-        if job.api is Api.DIRECT_ACCESS and outcome != "stopping":
+        if isinstance(outcome, Crashed) and self.pool._stopping.is_set():
+            # Killed along with the server (a signal to its process group): not the job's fault.
+            outcome = "stopping"
+        retried = isinstance(outcome, Crashed) and job.attempts < self.pool.max_attempts
+        if job.api is Api.DIRECT_ACCESS and outcome != "stopping" and not retried:
             outcome = self._deliver(job, outcome)
         self._record(job, outcome)
 
@@ -342,8 +391,10 @@ class Slot(threading.Thread):
                     outcome = _storage_failure(exc)
         return outcome
 
-    def _await_outcome(self, job: JobSnapshot, deadline: float | None) -> Completed | Failed | str:
-        """The child's answer, or why there is none: cancelled, timeout, crashed, stopping."""
+    def _await_outcome(
+        self, job: JobSnapshot, deadline: float | None
+    ) -> Completed | Failed | Crashed | str:
+        """The child's answer, or why there is none: cancelled, timeout, Crashed, stopping."""
         assert self._process is not None and self._conn is not None
         next_beat = time.monotonic() + HEARTBEAT_S
         while True:
@@ -358,7 +409,7 @@ class Slot(threading.Thread):
                     answer: Completed | Failed = self._conn.recv()
                     return answer
                 except (EOFError, OSError):
-                    return "crashed"
+                    return self._crashed()
             if self._interrupt_recv in ready:
                 self._drain_interrupts()
                 if self._kill_current:
@@ -368,7 +419,7 @@ class Slot(threading.Thread):
                     self._kill_child()
                     return "stopping"
             if self._process.sentinel in ready:
-                return "crashed"
+                return self._crashed()
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 self._kill_child()
@@ -413,33 +464,62 @@ class Slot(threading.Thread):
                 reason_code=REASON_RAN_TOO_LONG,
                 reason_solution=f"Increase {limit} or reduce the work of the job.",
             )
-        elif outcome == "crashed":
-            code = self._process.exitcode if self._process is not None else None
-            self._shutdown_child()
-            repo.transition(
-                job.id,
-                JobState.FAILED,
-                held_by=self.worker_id,
-                message=f"Job failed: the simulation process exited (exit code {code})",
-                reason=f"The simulation process exited unexpectedly (exit code {code}); "
-                "the circuit may need more memory than the emulator has.",
-                reason_code=REASON_CRASH,
-                reason_solution="Reduce the number of qubits the circuit acts on, then resubmit.",
-            )
+        elif isinstance(outcome, Crashed):
+            self._record_crash(job, outcome)
         elif outcome == "stopping":
-            # The server is shutting down: give the job back so the next start runs it.
-            repo.transition(
+            # The server is shutting down: give the job back, and its attempt, so the next
+            # start runs it as if this run had not begun.
+            repo.requeue(
                 job.id,
-                JobState.QUEUED,
+                "Job requeued: the emulator is shutting down (this run is not counted as an "
+                "attempt)",
                 held_by=self.worker_id,
-                message="Job requeued: the emulator is shutting down",
-                worker_id=None,
-                running_at=None,
-                heartbeat_at=None,
+                count_attempt=False,
             )
         # "cancelled": the service already moved the job to Cancelled.
 
+    def _record_crash(self, job: JobSnapshot, crash: Crashed) -> None:
+        """Requeue a job whose worker died while it has attempts left; fail it after the last."""
+        what = crash.describe(self.pool.memory_mb)
+        attempt = f"attempt {job.attempts} of {self.pool.max_attempts}"
+        if job.attempts < self.pool.max_attempts:
+            log.warning("job %s: the simulation process %s (%s); requeued", job.id, what, attempt)
+            self.pool.repo.requeue(
+                job.id,
+                f"Job requeued: the simulation process {what} ({attempt}; it runs again)",
+                held_by=self.worker_id,
+                count_attempt=True,
+            )
+            return
+        log.warning("job %s: the simulation process %s (%s); failed", job.id, what, attempt)
+        memory = crash.looks_like_memory(self.pool.memory_mb)
+        self.pool.repo.transition(
+            job.id,
+            JobState.FAILED,
+            held_by=self.worker_id,
+            message=f"Job failed: the simulation process {what} ({attempt})",
+            reason=f"The simulation process {what}, on the last of the job's "
+            f"{self.pool.max_attempts} attempts.",
+            reason_code=REASON_CRASH,
+            reason_solution=(
+                "Reduce the number of qubits the circuit acts on, or start the emulator with a "
+                "larger --worker-memory-mb, then resubmit."
+                if memory
+                else "Submit the job again; if it keeps failing, see the emulator's log."
+            ),
+        )
+
     # -- child process management --------------------------------------------------------------
+
+    def _crashed(self) -> Crashed:
+        """The child ended without an answer: how (it is reaped first, so its exit is known)."""
+        assert self._process is not None
+        process = self._process
+        # Its pipe can close a moment before the process has exited.
+        process.join(5.0)
+        code = process.exitcode
+        self._shutdown_child()  # kills it if, oddly, it lives on without its pipe
+        return Crashed(code)
 
     def _kill_child(self) -> None:
         if self._process is not None and self._process.is_alive():
@@ -472,8 +552,39 @@ class Injected:
     reason_code: int | None
 
 
+@dataclass(frozen=True)
+class Crashed:
+    """The worker process ended without answering: killed, crashed or exited."""
+
+    exitcode: int | None  # negative: the signal that ended it; None: it stopped answering
+
+    def describe(self, memory_mb: int) -> str:
+        """e.g. "was killed by signal SIGKILL: the simulation may have exceeded …"."""
+        code = self.exitcode
+        if code is None:
+            what = "stopped answering"
+        elif code < 0:
+            what = f"was killed by signal {_signal_name(-code)}"
+        else:
+            what = f"exited with code {code}"
+        if self.looks_like_memory(memory_mb):
+            what += f": the simulation may have exceeded the worker memory limit of {memory_mb} MiB"
+        return what
+
+    def looks_like_memory(self, memory_mb: int) -> bool:
+        code = self.exitcode
+        return bool(memory_mb) and code is not None and code < 0 and -code in MEMORY_SIGNALS
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 # A job's end as the slot sees it; strings are the ends without a result (see _record).
-Outcome = Completed | Failed | Injected | str
+Outcome = Completed | Failed | Injected | Crashed | str
 
 
 def _deadline(job: JobSnapshot) -> float | None:
@@ -513,4 +624,6 @@ def _outcome_lines(outcome: Outcome, job: JobSnapshot) -> list[tuple[str, str]]:
         return [("ERROR", f"Job {job.id} exceeded its timeout_secs of {job.time_limit} s")]
     if outcome == "cancelled":
         return [("WARNING", f"Job {job.id} was cancelled")]
+    if isinstance(outcome, Crashed):
+        return [("ERROR", f"Job {job.id} failed: the simulation process {outcome.describe(0)}")]
     return [("ERROR", f"Job {job.id} ended: the simulation process {outcome}")]

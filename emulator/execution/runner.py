@@ -3,6 +3,13 @@
 It never touches the store. The supervising slot (pool.py) sends it a ticket and records the
 outcome; killing this process is how a running simulation is cancelled, since Aer cannot
 notice a flag.
+
+Memory: with a limit of N MiB, Aer is told `max_memory_mb=N` (it refuses a too-large state
+cleanly, before allocating), and the process's address space is capped (RLIMIT_AS) at its own
+footprint after warm-up plus N plus a small slack, so any other runaway allocation raises
+MemoryError instead of exhausting the machine. The footprint is measured, not assumed: the
+imports alone map about 1.6 GiB (qiskit reserves 1 GiB of address space), of which ~200 MiB
+is resident.
 """
 
 from __future__ import annotations
@@ -11,14 +18,28 @@ import ctypes
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+# Address space allowed while importing, before the footprint is known (imports need ~1.6 GiB).
+STARTUP_ALLOWANCE_MB = 4096
+# Address space beyond footprint + limit: the threads and objects of a small job (~150 MiB).
+JOB_SLACK_MB = 256
+REASON_MEMORY = 1517
+# How a simulator reports running out of memory (Aer's messages, C++ and Python errors);
+# "not enough memory slots" is about classical bits, so "not enough memory to" only.
+MEMORY_ERRORS = re.compile(
+    r"insufficient memory|not enough memory to|cannot allocate memory|bad_alloc|"
+    r"out of memory|MemoryError|max_memory_mb",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,16 @@ class Ticket:
     honour_support_qiskit: bool = False
     # After `POST /_emulator/seed`: the seed_simulator of a job that sets none itself.
     default_seed: int | None = None
+    # --max-decoded-mb: Direct Access inputs reach the worker unvalidated, so it charges them.
+    max_decoded_bytes: int = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A child's first message: imports done, and how much address space it maps."""
+
+    footprint_mb: int  # after imports and warm-up; 0 where unknown
+    address_limit_mb: int | None  # the RLIMIT_AS applied; None: none
 
 
 @dataclass(frozen=True)
@@ -69,18 +100,77 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
-    """Entry point of a worker process."""
+def memory_limit_mb(setting: int, workers: int) -> int:
+    """The memory limit of each worker: `setting`, or by default the machine's memory divided
+    by the workers (0: no limit, when it cannot be known)."""
+    if setting > 0:
+        return setting
+    total = physical_memory_mb()
+    return total // workers if workers > 0 and total > 0 else 0
+
+
+def physical_memory_mb() -> int:
+    """This machine's memory, or its container's (cgroup v2) limit when lower; 0: unknown."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        cgroup = "max"
+    if cgroup.isdigit():
+        total = min(total, int(cgroup))
+    return max(0, total) >> 20
+
+
+def address_space_mb() -> int:
+    """This process's mapped address space (VmSize), 0 where /proc is not there."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) >> 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def limit_address_space(mb: int) -> int | None:
+    """Cap this process's address space (RLIMIT_AS soft limit) at `mb`; the limit set."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: Aer's own check is the only bound
+        return None
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = mb << 20
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ValueError, OSError):
+        return None
+    return soft >> 20
+
+
+def child_main(conn: Connection, warm: list[tuple[str, str]], memory_mb: int = 0) -> None:
+    """Entry point of a worker process; `memory_mb` is the memory a job may use (0: no limit)."""
     _die_with_parent()
-    # The server handles Ctrl-C and shuts children down itself.
+    # The server handles Ctrl-C and SIGTERM and shuts children down itself: a signal sent to
+    # the whole process group must not look like a crashed simulation.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # One process per core: Aer's own threading would oversubscribe.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warnings.simplefilter("ignore")
     # Aer logs every failed simulation itself; the failure is recorded on the job instead.
     logging.getLogger("qiskit_aer").setLevel(logging.CRITICAL)
+    if memory_mb:
+        # Before the heavy imports, so nothing they do escapes a bound; tightened below.
+        limit_address_space(memory_mb + STARTUP_ALLOWANCE_MB)
 
     from emulator import programs
+    from emulator.execution.noise import limit_simulator_memory
     from emulator.store.snapshots import load_snapshot
 
     warm_up = getattr(programs, "warm_up", None)
@@ -89,15 +179,25 @@ def child_main(conn: Connection, warm: list[tuple[str, str]]) -> None:
             warm_up(load_snapshot(name, source))
         except Exception:  # noqa: BLE001 - warming is an optimisation only
             pass
-    conn.send("ready")
+    footprint = address_space_mb()
+    limit = None
+    if memory_mb:
+        limit_simulator_memory(memory_mb)
+        if footprint:
+            limit = limit_address_space(footprint + JOB_SLACK_MB + memory_mb)
+    conn.send(Ready(footprint, limit))
     while True:
         try:
             ticket = conn.recv()
+            if ticket is None:
+                return
+            answer: Completed | Failed = run_ticket(ticket, memory_mb)
+            conn.send(answer)
         except (EOFError, OSError):
             return
-        if ticket is None:
-            return
-        conn.send(run_ticket(ticket))
+        except MemoryError:
+            # The ticket or the result did not fit (unpickling, pickling): nothing was sent.
+            conn.send(memory_failure(memory_mb, "MemoryError while exchanging the job"))
 
 
 def _wants_qiskit(params: str) -> bool:
@@ -111,8 +211,33 @@ def _wants_qiskit(params: str) -> bool:
     return not (isinstance(decoded, dict) and decoded.get("support_qiskit") is False)
 
 
-def run_ticket(ticket: Ticket) -> Completed | Failed:
-    """Run one job and describe its outcome; never raises."""
+def memory_failure(memory_mb: int, what: str, detail: str = "") -> Failed:
+    """The failure of a job that ran out of memory, naming the worker memory limit if any."""
+    if memory_mb:
+        reason = f"The simulation exceeded the worker memory limit of {memory_mb} MiB: {what}"
+        solution = (
+            "Use fewer qubits, shots or parameter sets, or start the emulator with a larger "
+            "--worker-memory-mb."
+        )
+    else:
+        reason = f"The simulation ran out of memory: {what}"
+        solution = "Use fewer qubits, shots or parameter sets."
+    return Failed(reason, REASON_MEMORY, solution, detail)
+
+
+def _is_memory_error(exc: BaseException, reason: str) -> bool:
+    return (
+        isinstance(exc, MemoryError)
+        or isinstance(exc.__cause__, MemoryError)
+        or MEMORY_ERRORS.search(reason) is not None
+    )
+
+
+def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
+    """Run one job and describe its outcome; never raises (short of MemoryError, rarely).
+
+    A simulation that runs out of memory is deterministic: retrying cannot help, so it is a
+    Failed answer (naming the limit), never a crash."""
     from emulator import programs
     from emulator.store.snapshots import load_snapshot
 
@@ -121,7 +246,13 @@ def run_ticket(ticket: Ticket) -> Completed | Failed:
         params = ticket.params
         if ticket.default_seed is not None:
             params = _with_default_seed(ticket.program_id, params, ticket.default_seed)
-        out = programs.run_program(ticket.program_id, params, snapshot)
+        out = programs.run_program(
+            ticket.program_id,
+            params,
+            snapshot,
+            ticket.max_decoded_bytes,
+            untrusted=ticket.honour_support_qiskit,  # fetched from a Direct Access URL
+        )
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):
             from emulator.programs.plain import plain_results
@@ -129,8 +260,21 @@ def run_ticket(ticket: Ticket) -> Completed | Failed:
             result = plain_results(ticket.program_id, result)
         return Completed(result=result, log=list(out.log), quantum_seconds=out.quantum_seconds)
     except programs.ProgramFailure as exc:
+        if memory_mb and _is_memory_error(exc, exc.reason):
+            return memory_failure(memory_mb, exc.reason, traceback.format_exc())
         return Failed(exc.reason, exc.reason_code, exc.solution, traceback.format_exc())
+    except MemoryError as exc:
+        return memory_failure(memory_mb, f"MemoryError: {exc}", traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other error is reported on the job, not raised
+        if ticket.honour_support_qiskit:
+            # A fetched input: its content must not come back through the reason or the log.
+            return Failed(
+                reason=f"The emulator could not run this job ({type(exc).__name__}) on its "
+                f"input of {len(ticket.params)} bytes.",
+                reason_code=1517,
+                solution="Check the job input; the server log has the details.",
+                detail="",
+            )
         return Failed(
             reason=f"The emulator could not run this job: {type(exc).__name__}: {exc}",
             reason_code=1517,

@@ -12,8 +12,12 @@ class StorageError(Exception):
     """An object could not be read or written; the message says which and why."""
 
 
-def fetch_text(url: str, what: str) -> str:
-    """GET a presigned URL; any transport error or non-2xx answer is a StorageError."""
+def fetch_text(url: str, what: str, limit: int = MAX_INPUT_BYTES) -> str:
+    """GET a presigned URL; any transport error or non-2xx answer is a StorageError.
+
+    Redirects are not followed (httpx's default): a storage URL was checked when the job was
+    submitted, and a redirect could lead anywhere. Errors name the size and status only.
+    """
     try:
         with httpx.Client(timeout=TIMEOUT_S) as client, client.stream("GET", url) as response:
             if not response.is_success:
@@ -22,15 +26,15 @@ def fetch_text(url: str, what: str) -> str:
             size = 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
-                if size > MAX_INPUT_BYTES:
-                    raise StorageError(f"the {what} is larger than {MAX_INPUT_BYTES} bytes")
+                if size > limit:
+                    raise StorageError(f"the {what} is larger than {limit} bytes")
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise StorageError(f"reading the {what} failed: {type(exc).__name__}: {exc}") from None
     try:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
-        raise StorageError(f"the {what} is not UTF-8 text") from None
+        raise StorageError(f"the {what} ({size} bytes) is not UTF-8 text") from None
 
 
 def put_text(url: str, body: str, what: str, content_type: str = "application/json") -> None:

@@ -6,6 +6,7 @@ a worker process and returns the exact results body the client decodes.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from emulator.programs.common import RunOutput, parse_params_json
@@ -60,8 +61,13 @@ def run_program(
     params_json: str,
     snapshot: BackendSnapshot,
     max_decoded_bytes: int = DEFAULT_BUDGET,
+    untrusted: bool = False,
 ) -> RunOutput:
     """Worker side: decode stored params, simulate on qiskit-aer with the snapshot's noise.
+
+    `untrusted`: the input was fetched from a URL (Direct Access), so a refusal describes it
+    by size and field only, never by its content (what a URL returned must not leak back
+    through the job's reason).
 
     Direct Access inputs reach the worker unvalidated (it fetches them), so the decoded-size
     budget is charged here too. Raises ProgramFailure for failures the user should see;
@@ -82,11 +88,34 @@ def run_program(
         return runner(params_json, snapshot)
     except InvalidParams as exc:
         # Accepted at submission but unusable now (e.g. stored by an older emulator version).
+        if untrusted:
+            raise ProgramFailure(
+                f"the job input ({len(params_json)} bytes) is not a valid {program_id} input "
+                f"(at {_known_path(exc.field)})",
+                REASON_INVALID_JOB,
+                "Check the input the presigned URL serves and submit the job again.",
+            ) from None
         raise ProgramFailure(
             f"invalid job input at {exc.field}: {exc.message}",
             REASON_INVALID_JOB,
             "Check the job parameters and submit the job again.",
         ) from exc
+
+
+_FIELD_WORDS = frozenset(
+    "params pubs options simulator seed_simulator default_shots shots precision "
+    "default_precision observables parameter_values version support_qiskit noise_model "
+    "quantum_program circuits items".split()
+)
+
+
+def _known_path(field: str) -> str:
+    """`field` with every member name that is not one of the schemas' own replaced by `…`."""
+    parts = re.split(r"(\.|\[\d+\])", field)
+    return "".join(
+        p if p in (".", "") or re.fullmatch(r"\[\d+\]", p) or p in _FIELD_WORDS else "…"
+        for p in parts
+    )
 
 
 def warm_up(snapshot: BackendSnapshot) -> None:

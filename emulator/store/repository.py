@@ -535,8 +535,25 @@ class Repository:
             quantum_seconds=quantum_seconds,
         )
 
+    def requeue(
+        self, job_id: str, message: str, *, held_by: str | None, count_attempt: bool
+    ) -> JobSnapshot | None:
+        """Give a Running job back to the queue; None if it is not Running (on `held_by`).
+
+        The claim counted an attempt; `count_attempt=False` gives it back, for a run that ended
+        through no fault of the job (the server shutting down gracefully).
+        """
+        values: dict[str, Any] = {"worker_id": None, "running_at": None, "heartbeat_at": None}
+        if not count_attempt:
+            values["attempts"] = case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0)
+        return self.transition(job_id, JobState.QUEUED, held_by=held_by, message=message, **values)
+
     def recover_interrupted(self, max_attempts: int, stale_after: timedelta) -> list[JobSnapshot]:
-        """Requeue (or fail, past `max_attempts`) Running jobs whose worker stopped beating."""
+        """Requeue (or fail, past `max_attempts`) Running jobs whose worker stopped beating.
+
+        Their attempt counts: the run ended without a word from its worker (a killed server).
+        A graceful stop requeues its jobs itself, giving the attempt back (see `requeue`).
+        """
         cutoff = utcnow() - stale_after
         with self._read() as conn, conn.begin():
             stale = conn.execute(
@@ -572,13 +589,12 @@ class Repository:
                     reason_solution="Submit the job again.",
                 )
             else:
-                snap = self.transition(
+                snap = self.requeue(
                     job_id,
-                    JobState.QUEUED,
-                    message="Job requeued: its worker stopped while running it",
-                    worker_id=None,
-                    running_at=None,
-                    heartbeat_at=None,
+                    "Job requeued: the emulator stopped while running it "
+                    f"(attempt {attempts} of {max_attempts})",
+                    held_by=None,
+                    count_attempt=True,
                 )
             if snap is not None:
                 recovered.append(snap)

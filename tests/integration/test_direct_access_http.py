@@ -412,6 +412,28 @@ def test_input_that_does_not_parse_fails_the_job(da: httpx.Client, objects: Obje
     assert job["status"] == "Failed" and job["reason_message"]
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"SECRET-TOKEN-1": "leak me"',  # not JSON
+        json.dumps({"pubs": [["OPENQASM 3.0; SECRET-TOKEN-1 q;"]], "version": 2}),
+        json.dumps({"pubs": [[{"__type__": "QuantumCircuit", "__value__": "SECRET-TOKEN-1"}]]}),
+        json.dumps({"pubs": "SECRET-TOKEN-1", "SECRET-TOKEN-1": {"x": 1}}),
+    ],
+)
+def test_what_a_storage_url_returns_never_shows_in_the_job(
+    da: httpx.Client, objects: ObjectServer, content: str
+) -> None:
+    """SSRF: a URL's content must not come back through the reason or the logs."""
+    job_id = submit(da, objects, content)
+    job = final(da, job_id)
+    assert job["status"] == "Failed"
+    assert "SECRET-TOKEN-1" not in json.dumps(job)
+    assert f"{len(content)} bytes" in job["reason_message"], job["reason_message"]
+    wait_until(lambda: f"/logs/{job_id}" in objects.objects, timeout=30)
+    assert b"SECRET-TOKEN-1" not in objects.objects[f"/logs/{job_id}"]
+
+
 def test_refused_result_upload_fails_the_job(da: httpx.Client, objects: ObjectServer) -> None:
     objects.refuse_puts = True
     try:

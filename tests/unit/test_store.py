@@ -157,6 +157,29 @@ def test_interrupted_jobs_are_requeued_then_failed(repo: Repository) -> None:
     assert job.reason and "stopped" in job.reason and job.reason_code == 1517
 
 
+def test_a_graceful_requeue_gives_the_attempt_back(repo: Repository) -> None:
+    new(repo, "j1")
+    assert repo.claim_next("w1") is not None
+    assert repo.requeue("j1", "stopping", held_by="w2", count_attempt=False) is None  # not w2's
+    back = repo.requeue("j1", "stopping", held_by="w1", count_attempt=False)
+    assert back is not None and back.state is JobState.QUEUED and back.attempts == 0
+    assert back.worker_id is None and back.running_at is None
+    again = repo.claim_next("w2")
+    assert again is not None and again.attempts == 1
+    crashed = repo.requeue("j1", "crashed", held_by="w2", count_attempt=True)
+    assert crashed is not None and crashed.attempts == 1
+
+
+def test_recovery_does_not_charge_a_graceful_stop(repo: Repository) -> None:
+    """Stopped gracefully once, then killed: one attempt spent, so it is requeued, not failed."""
+    new(repo, "j1")
+    repo.claim_next("w1")
+    repo.requeue("j1", "stopping", held_by="w1", count_attempt=False)
+    repo.claim_next("w2")
+    (recovered,) = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
+    assert recovered.state is JobState.QUEUED and recovered.attempts == 1
+
+
 def test_schema_rejects_impossible_states(repo: Repository) -> None:
     from sqlalchemy import update
     from sqlalchemy.exc import IntegrityError
