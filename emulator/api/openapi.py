@@ -34,6 +34,22 @@ _REASONS = {
 }
 
 
+ERRORS_LIST: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "solution": {"type": "string"},
+            "more_info": {"type": "string"},
+        },
+    },
+}
+"""IBM's `errors` member, in the envelopes of both APIs."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One operation: how it is routed and how it is documented."""

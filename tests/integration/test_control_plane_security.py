@@ -20,7 +20,13 @@ from tests.support import EmulatorControl, EmulatorServer, emulator_env
 pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-admin-token"
-PUBLIC_INFO = {"version", "emulator", "default_instance", "api_keys_required"}
+PUBLIC_INFO = {
+    "version",
+    "emulator",
+    "default_instance",
+    "api_keys_required",
+    "s3_credentials_required",
+}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
 from emulator.api.direct_access import errors, schemas, views
-from emulator.api.openapi import Endpoint, document
+from emulator.api.openapi import ERRORS_LIST, Endpoint, document
 from emulator.jobs.backends import ServedBackend
 from emulator.jobs.errors import BackendNotFound
 from emulator.jobs.model import Api, JobFilter, Owner
@@ -191,19 +191,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "trace": {"type": "string"},
         "correlation_id": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "solution": {"type": "string"},
-                    "more_info": {"type": "string"},
-                },
-            },
-        },
+        "errors": ERRORS_LIST,
     },
 }
 

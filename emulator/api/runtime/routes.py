@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from emulator.api.common import ErrorBoundary, Tenancy, read_json
-from emulator.api.openapi import Endpoint, document
+from emulator.api.openapi import ERRORS_LIST, Endpoint, document
 from emulator.api.query import parse_query
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
@@ -345,19 +345,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["errors", "trace", "status_code"],
     "properties": {
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "solution": {"type": "string"},
-                    "more_info": {"type": "string"},
-                },
-            },
-        },
+        "errors": ERRORS_LIST,
         "trace": {"type": "string"},
         "status_code": {"type": "integer"},
     },
