@@ -17,10 +17,12 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) bench/latency.py

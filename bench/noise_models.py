@@ -30,9 +30,8 @@ def _seconds(action, repeat: int = 5) -> float:  # noqa: ANN001 - any callable
 
 
 def main() -> None:
-    from emulator.execution import noise
-    from emulator.programs import run_program, validate_params
-    from emulator.store.snapshots import load_snapshot
+    from emulator.domain.snapshots import load_snapshot
+    from emulator.simulation import noise, run_program, validate_params
     from tests.circuits import bell
     from tests.unit.test_programs import primitive_params
 

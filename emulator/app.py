@@ -6,7 +6,9 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,22 +17,23 @@ from emulator.api.admin import routes as admin
 from emulator.api.cloud import routes as cloud
 from emulator.api.direct_access import routes as direct_access
 from emulator.api.runtime import routes as runtime
+from emulator.api.state import EmulatorState
 from emulator.api.storage import create_storage_app, is_s3_request
 from emulator.api.traffic import TrafficMiddleware
-from emulator.auth import AccessPolicy, load_secret
 from emulator.config import Settings
-from emulator.control.service import ControlService
-from emulator.control.traffic import FaultInjector, RequestJournal
-from emulator.execution.pool import WorkerPool
-from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.service import JobService
-from emulator.jobs.session_service import SessionService
-from emulator.jobs.storage_urls import StoragePolicy
-from emulator.jobs.watch import JobWatch
-from emulator.runtime_state import EmulatorState
+from emulator.domain.backends import BackendRegistry
+from emulator.domain.storage_urls import StoragePolicy
+from emulator.execution.supervisor import WorkerPool
+from emulator.services.access import AccessPolicy, load_secret
+from emulator.services.control import ControlService
+from emulator.services.hooks import NoExecution
+from emulator.services.jobs import JobService
+from emulator.services.sessions import SessionService
+from emulator.services.traffic import FaultInjector, RequestJournal
+from emulator.services.watch import JobWatch
 from emulator.store.controls import ControlStore
 from emulator.store.db import create_store_engine
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 
 log = logging.getLogger("emulator")
@@ -80,13 +83,22 @@ class ObjectStoreDispatch:
             await self.app(scope, receive, send)
 
 
-def build_state(
+@dataclass
+class Node:
+    """What one server process runs: the services routes see, and what it starts and stops."""
+
+    state: EmulatorState
+    engine: Engine
+    pool: WorkerPool | None
+
+
+def build_node(
     settings: Settings,
     *,
     start_workers: bool = True,
     journal: RequestJournal | None = None,
     faults: FaultInjector | None = None,
-) -> EmulatorState:
+) -> Node:
     """Open the store and (optionally) the worker pool for `settings`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.effective_database_url)
@@ -125,12 +137,16 @@ def build_state(
         controls=controls,
         max_decoded_bytes=settings.max_decoded_bytes,
         storage_policy=StoragePolicy(settings.port, settings.host, settings.storage_allowed_hosts),
+        watch=watch,
     )
     sessions = SessionService(session_store, backends)
     control = ControlService(
         settings, repo, controls, jobs, session_store, backends, pool, journal, faults
     )
-    return EmulatorState(settings, access, backends, repo, jobs, pool, watch, sessions, control)
+    state = EmulatorState(
+        settings, access, backends, jobs, sessions, control, pool or NoExecution()
+    )
+    return Node(state, engine, pool)
 
 
 def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
@@ -141,13 +157,13 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state = build_state(settings, start_workers=start_workers, journal=journal, faults=faults)
-        app.state.emulator = state
-        if state.pool is not None:
-            state.pool.start()
+        node = build_node(settings, start_workers=start_workers, journal=journal, faults=faults)
+        app.state.emulator = node.state
+        if node.pool is not None:
+            node.pool.start()
         stop_settling = threading.Event()
         settler = threading.Thread(
-            target=state.sessions.settle_forever, args=(stop_settling,), daemon=True
+            target=node.state.sessions.settle_forever, args=(stop_settling,), daemon=True
         )
         settler.start()
         try:
@@ -155,9 +171,9 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         finally:
             stop_settling.set()
             settler.join(5)
-            if state.pool is not None:
-                state.pool.stop()
-            state.repo.engine.dispose()
+            if node.pool is not None:
+                node.pool.stop()
+            node.engine.dispose()
 
     app = Starlette(
         routes=[

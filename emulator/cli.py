@@ -241,7 +241,7 @@ class _GracefulServer(uvicorn.Server):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from emulator.app import create_app
-    from emulator.execution.runner import memory_limit_mb
+    from emulator.execution.worker import memory_limit_mb
     from emulator.server import raise_open_file_limit, server_config
 
     settings = _settings(args, setting_names())

@@ -13,7 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from emulator.jobs.admission import (
+from emulator.domain.admission import (
     InstanceLimits,
     LaneLimit,
     LaneRule,
@@ -23,7 +23,7 @@ from emulator.jobs.admission import (
     parse_reservation,
     parse_usage_limits,
 )
-from emulator.jobs.sessions import SessionPolicy
+from emulator.domain.sessions import SessionPolicy
 
 DEFAULT_INSTANCE_CRN = (
     "crn:v1:bluemix:public:quantum-computing:us-east:a/emulator:"

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from emulator.jobs.errors import InvalidRequest, MalformedBody
+from emulator.domain.errors import InvalidRequest, MalformedBody
 
 MAX_DEPTH = 100
 """Deepest nesting of a body (real Runtime bodies nest about 12 levels)."""

@@ -18,8 +18,8 @@ from dateutil import parser as dateparser
 from starlette.datastructures import QueryParams
 
 from emulator.api.jsonio import check_text
-from emulator.jobs.errors import InvalidRequest
-from emulator.jobs.model import naive_utc
+from emulator.domain.errors import InvalidRequest
+from emulator.domain.jobs import naive_utc
 
 Kind = Literal["integer", "boolean", "string", "date-time"]
 INT_LIMIT = 2**31 - 1

@@ -17,7 +17,7 @@ from emulator.api.cloud import routes as cloud
 from emulator.api.direct_access import errors as direct_access_errors
 from emulator.api.runtime import errors as runtime_errors
 from emulator.api.storage.app import is_s3_request
-from emulator.control.traffic import FaultInjector, FaultRule, JournalEntry, RequestJournal
+from emulator.services.traffic import FaultInjector, FaultRule, JournalEntry, RequestJournal
 
 ADMIN_PREFIX = "/_emulator"
 

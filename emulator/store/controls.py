@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from emulator.control.rules import (
+from emulator.domain.admission import Reservation
+from emulator.domain.controls import (
     BackendState,
     InjectedOutcome,
     OutcomeRule,
     Progression,
     ProgressionPolicy,
 )
-from emulator.jobs.admission import Reservation
-from emulator.jobs.model import Api, NewJob, utcnow
+from emulator.domain.jobs import Api, NewJob, utcnow
 from emulator.store.tables import controls
 
 PROGRESSION = "progression"

@@ -11,14 +11,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
-from emulator.jobs.errors import (
+from emulator.domain.errors import (
     SessionBackendMismatch,
     SessionClosed,
     SessionNotFound,
     UnknownSessionInRequest,
 )
-from emulator.jobs.model import PENDING, JobState, utcnow
-from emulator.jobs.sessions import (
+from emulator.domain.jobs import PENDING, JobState, utcnow
+from emulator.domain.sessions import (
     SessionJobs,
     SessionMode,
     SessionPolicy,
@@ -27,7 +27,7 @@ from emulator.jobs.sessions import (
     closing_reason,
     open_state,
 )
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.tables import jobs, sessions
 
 REASON_SESSION_CLOSED = 1217

@@ -18,7 +18,7 @@ from sqlalchemy import (
     false,
 )
 
-from emulator.jobs.model import JobState
+from emulator.domain.jobs import JobState
 
 metadata = MetaData()
 

@@ -16,10 +16,10 @@ import pytest
 from qiskit import QuantumCircuit, qpy
 from qiskit.qpy import formats
 
-from emulator.programs import validate_params
-from emulator.programs.errors import InvalidParams
-from emulator.programs.limits import check_decoded_size
-from emulator.store.snapshots import BackendSnapshot, load_snapshot
+from emulator.domain.snapshots import BackendSnapshot, load_snapshot
+from emulator.simulation import validate_params
+from emulator.simulation.errors import InvalidParams
+from emulator.simulation.limits import check_decoded_size
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 MIB = 1024 * 1024

@@ -27,8 +27,8 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from emulator.jobs.admission import InstanceLimits
-from emulator.jobs.errors import (
+from emulator.domain.admission import InstanceLimits
+from emulator.domain.errors import (
     JobNotCancellable,
     JobNotFound,
     JobNotTerminal,
@@ -36,13 +36,13 @@ from emulator.jobs.errors import (
     SessionBackendMismatch,
     SessionClosed,
 )
-from emulator.jobs.model import ALLOWED_FROM, TERMINAL, JobState, NewJob, Owner
-from emulator.jobs.service import runtime_admission
-from emulator.jobs.sessions import SessionMode, SessionPolicy, SessionState
-from emulator.store import repository as repository_module
+from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobState, NewJob, Owner
+from emulator.domain.sessions import SessionMode, SessionPolicy, SessionState
+from emulator.services.jobs import runtime_admission
+from emulator.store import jobs as repository_module
 from emulator.store import sessions as sessions_module
 from emulator.store.db import create_store_engine
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 from emulator.store.tables import jobs, sessions
 

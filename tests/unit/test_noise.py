@@ -13,7 +13,8 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-from emulator.execution.noise import (
+from emulator.domain.snapshots import BackendSnapshot, load_snapshot
+from emulator.simulation.noise import (
     active_qubits,
     backend_target,
     build_target,
@@ -21,7 +22,6 @@ from emulator.execution.noise import (
     noise_model_from_target,
     restricted_target,
 )
-from emulator.store.snapshots import BackendSnapshot, load_snapshot
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from qiskit.primitives import BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
-from emulator.programs.plain import plain_results
+from emulator.simulation.plain import plain_results
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

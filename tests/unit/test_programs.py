@@ -31,8 +31,8 @@ from qiskit_ibm_runtime.options_models import EstimatorOptions, ExecutorOptions
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 from qiskit_ibm_runtime.quantum_program.params_converters import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
-from emulator.execution.noise import active_qubits, backend_target
-from emulator.programs import (
+from emulator.domain.snapshots import BackendSnapshot, load_snapshot
+from emulator.simulation import (
     PROGRAM_IDS,
     REASON_EXECUTION_FAILED,
     REASON_INVALID_JOB,
@@ -42,11 +42,11 @@ from emulator.programs import (
     run_program,
     validate_params,
 )
-from emulator.programs.common import DEFAULT_PRECISION, DEFAULT_SHOTS, encode, sanitize
-from emulator.programs.estimator import prepare_estimator
-from emulator.programs.executor import estimator_support, prepare_executor, prune_circuit
-from emulator.programs.sampler import prepare_sampler
-from emulator.store.snapshots import BackendSnapshot, load_snapshot
+from emulator.simulation.estimator import prepare_estimator
+from emulator.simulation.executor import estimator_support, prepare_executor, prune_circuit
+from emulator.simulation.noise import active_qubits, backend_target
+from emulator.simulation.params import DEFAULT_PRECISION, DEFAULT_SHOTS, encode, sanitize
+from emulator.simulation.sampler import prepare_sampler
 from tests.circuits import memory_failure_circuit
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

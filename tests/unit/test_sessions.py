@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from emulator.jobs.sessions import (
+from emulator.domain.sessions import (
     SessionJobs,
     SessionPolicy,
     SessionState,

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from emulator.jobs.admission import InstanceLimits, UsageLimits, usage_period
-from emulator.jobs.errors import (
+from emulator.domain.admission import InstanceLimits, UsageLimits, usage_period
+from emulator.domain.errors import (
     JobNotCancellable,
     JobNotFound,
     JobNotTerminal,
     UsageLimitReached,
 )
-from emulator.jobs.model import Api, JobFilter, JobState, NewJob, Owner, utcnow
-from emulator.jobs.sessions import SessionMode, SessionPolicy
+from emulator.domain.jobs import Api, JobFilter, JobState, NewJob, Owner, utcnow
+from emulator.domain.sessions import SessionMode, SessionPolicy
 from emulator.store.db import create_store_engine
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 
 A = Owner("crn:a")

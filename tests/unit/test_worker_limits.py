@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psutil
 
-from emulator.execution.pool import Crashed
-from emulator.execution.runner import (
+from emulator.execution.supervisor import Crashed
+from emulator.execution.worker import (
     MEMORY_ERRORS,
     memory_failure,
     memory_limit_mb,
@@ -31,7 +31,7 @@ def test_the_default_memory_limit_is_the_machines_share_per_worker() -> None:
 def test_the_address_space_limit_turns_a_large_allocation_into_memory_error() -> None:
     """In a fresh process: the limit refuses 512 MiB (nothing is touched), small ones still work."""
     code = (
-        "from emulator.execution.runner import address_space_mb, limit_address_space\n"
+        "from emulator.execution.worker import address_space_mb, limit_address_space\n"
         "limit = limit_address_space(address_space_mb() + 64)\n"
         "small = bytearray(8 << 20)\n"
         "try:\n"

@@ -6,8 +6,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from emulator.control.service import RuleNotFound
-from emulator.jobs import errors as e
+from emulator.domain import errors as e
+from emulator.services.control import RuleNotFound
 
 STATUS: list[tuple[type[Exception], int]] = [
     (e.InvalidRequest, 400),

@@ -23,12 +23,12 @@ from emulator import __version__
 from emulator.api.admin import errors
 from emulator.api.admin.guard import AdminGuard, SecurityHeaders, is_admin
 from emulator.api.admin.openapi import OPENAPI
-from emulator.api.common import ErrorBoundary, read_json, read_optional_json
-from emulator.control.service import ControlService, JobDetail
-from emulator.jobs.errors import InvalidRequest
-from emulator.jobs.model import JobSnapshot, isoformat
-from emulator.jobs.sessions import SessionSnapshot
-from emulator.runtime_state import EmulatorState
+from emulator.api.boundary import ErrorBoundary, read_json, read_optional_json
+from emulator.api.state import state_of
+from emulator.domain.errors import InvalidRequest
+from emulator.domain.jobs import JobSnapshot, isoformat
+from emulator.domain.sessions import SessionSnapshot
+from emulator.services.control import ControlService, JobDetail
 
 BODY_LIMIT = 1 << 20
 DASHBOARD = (resources.files("emulator.api.admin") / "dashboard.html").read_text(encoding="utf-8")
@@ -50,13 +50,8 @@ DASHBOARD_CSP = (
 )
 
 
-def _state(request: Request) -> EmulatorState:
-    state: EmulatorState = request.app.state.emulator
-    return state
-
-
 def _control(request: Request) -> ControlService:
-    return _state(request).control
+    return state_of(request).control
 
 
 async def _body(request: Request, *, required: bool = True) -> Any:
@@ -155,16 +150,15 @@ async def health(request: Request) -> Response:
     """200 once the server accepts jobs (workers may still be warming up: jobs just queue).
 
     Job counts by state only for the admin (they sum every tenant's jobs)."""
-    state = _state(request)
-    pool = state.pool
+    state = state_of(request)
     answer: dict[str, Any] = {
         "status": "ok",
         "version": __version__,
-        "workers": len(pool.slots) if pool else 0,
-        "workers_ready": pool.ready_workers if pool else 0,
+        "workers": state.execution.workers,
+        "workers_ready": state.execution.ready_workers,
     }
     if is_admin(request):
-        answer["jobs"] = await run_in_threadpool(state.repo.count_by_state)
+        answer["jobs"] = await run_in_threadpool(state.control.job_counts)
     return JSONResponse(answer)
 
 

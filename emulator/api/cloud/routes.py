@@ -15,21 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from emulator.api.common import ErrorBoundary, read_body
+from emulator.api.boundary import ErrorBoundary, read_body
 from emulator.api.jsonio import safe_text
-from emulator.auth import UnknownApiKey
-from emulator.jobs.errors import NotAuthenticated, RequestTimeout, RequestTooLarge
-from emulator.runtime_state import EmulatorState
+from emulator.api.state import state_of
+from emulator.domain.errors import NotAuthenticated, RequestTimeout, RequestTooLarge
+from emulator.services.access import UnknownApiKey
 
 IAM_PREFIX = "/iam"
 SEARCH_PREFIX = "/globalsearch"
 CATALOG_PREFIX = "/globalcatalog"
 PLAN_PREFIX = "emulator-plan-"
-
-
-def _state(request: Request) -> EmulatorState:
-    state: EmulatorState = request.app.state.emulator
-    return state
 
 
 IAM_FORM_LIMIT = 64 * 1024
@@ -63,7 +58,7 @@ def render(request: Request, exc: Exception) -> Response:
 
 async def iam_token(request: Request) -> Response:
     """`POST /identity/token` with a form body `grant_type=…apikey&apikey=…`."""
-    settings = _state(request).settings
+    settings = state_of(request).settings
     body = await read_body(request, IAM_FORM_LIMIT, float(settings.request_read_timeout))
     raw = body.decode("utf-8", "replace")
     try:
@@ -74,14 +69,14 @@ async def iam_token(request: Request) -> Response:
     if grant != "urn:ibm:params:oauth:grant-type:apikey":
         return _iam_error(400, "BXNIM0109E", f"Property 'grant_type' is invalid: {grant!r}.")
     try:
-        return JSONResponse(_state(request).access.issue_token(form.get("apikey", "")))
+        return JSONResponse(state_of(request).access.issue_token(form.get("apikey", "")))
     except UnknownApiKey:
         return _iam_error(400, "BXNIM0415E", "Provided API key could not be found.")
 
 
 async def search_resources(request: Request) -> Response:
     """`POST /v3/resources/search`: one page holding every instance the token may use."""
-    state = _state(request)
+    state = state_of(request)
     try:
         identity = state.access.identify(request.headers.get("authorization"))
     except NotAuthenticated as exc:

@@ -11,25 +11,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.api.common import ErrorBoundary, Tenancy, read_json
+from emulator.api.boundary import ErrorBoundary, Tenancy, read_json
 from emulator.api.direct_access import errors, schemas, views
 from emulator.api.openapi import ERRORS_LIST, Endpoint, document
-from emulator.jobs.backends import ServedBackend
-from emulator.jobs.errors import BackendNotFound
-from emulator.jobs.model import Api, JobFilter, Owner
-from emulator.runtime_state import EmulatorState
+from emulator.api.state import owner_of, state_of
+from emulator.domain.backends import ServedBackend
+from emulator.domain.errors import BackendNotFound
+from emulator.domain.jobs import Api, JobFilter
 
 PAGE = 200
-
-
-def _state(request: Request) -> EmulatorState:
-    state: EmulatorState = request.app.state.emulator
-    return state
-
-
-def _owner(request: Request) -> Owner:
-    owner: Owner = request.state.owner
-    return owner
 
 
 async def version(request: Request) -> Response:
@@ -41,26 +31,26 @@ async def versions(request: Request) -> Response:
 
 
 def _backend(request: Request):  # noqa: ANN202 - ServedBackend
-    backend = _state(request).backends.get(request.path_params["name"])
+    backend = state_of(request).backends.get(request.path_params["name"])
     if backend.mock:  # dry-run twins belong to the Runtime API only
         raise BackendNotFound(f"Backend {backend.name} not found.")
     return backend
 
 
 def _locked(request: Request, name: str) -> bool:
-    return _state(request).jobs.reserved_against(name, _owner(request).instance)
+    return state_of(request).jobs.reserved_against(name, owner_of(request).instance)
 
 
 def _view(request: Request, backend: ServedBackend) -> dict[str, Any]:
-    state = _state(request).jobs.backend_state(backend.name)
+    state = state_of(request).jobs.backend_state(backend.name)
     return views.backend_view(backend, _locked(request, backend.name), state)
 
 
 async def list_backends(request: Request) -> Response:
-    jobs = _state(request).jobs
+    jobs = state_of(request).jobs
     availability = await run_in_threadpool(jobs.backend_states)
-    locked = await run_in_threadpool(jobs.locked_backends, _owner(request).instance)
-    backends = [b for b in _state(request).backends.all() if not b.mock]
+    locked = await run_in_threadpool(jobs.locked_backends, owner_of(request).instance)
+    backends = [b for b in state_of(request).backends.all() if not b.mock]
     return JSONResponse(
         {
             "backends": [
@@ -90,7 +80,7 @@ async def backend_defaults(request: Request) -> Response:
 
 async def backend_lanes(request: Request) -> Response:
     _backend(request)
-    lanes = _state(request).settings.lanes_per_backend
+    lanes = state_of(request).settings.lanes_per_backend
     return JSONResponse(
         {"hpc_workload_manager": {"lanes": lanes}, "ibm_quantum_compute": {"lanes": 0}}
     )
@@ -100,18 +90,18 @@ async def create_job(request: Request) -> Response:
     body = await read_json(request)
     job_request = schemas.parse_job_request(body)
     await run_in_threadpool(
-        _state(request).jobs.create_direct_access_job, _owner(request), job_request
+        state_of(request).jobs.create_direct_access_job, owner_of(request), job_request
     )
     return Response(status_code=204)
 
 
 async def list_jobs(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     found: list[dict[str, object]] = []
     offset = 0
     while True:  # IBM's endpoint has no paging: every job of the caller, oldest first
         flt = JobFilter(limit=PAGE, offset=offset, descending=False)
-        page, count = await run_in_threadpool(state.jobs.list_jobs, _owner(request), flt)
+        page, count = await run_in_threadpool(state.jobs.list_jobs, owner_of(request), flt)
         found.extend(views.job_view(j) for j in page)
         offset += len(page)
         if not page or offset >= count:
@@ -121,21 +111,21 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     job = await run_in_threadpool(
-        _state(request).jobs.poll_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.poll_job, owner_of(request), request.path_params["job_id"]
     )
     return JSONResponse(views.job_view(job))
 
 
 async def delete_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.delete_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.delete_job, owner_of(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 
 
 async def cancel_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.cancel_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.cancel_job, owner_of(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 

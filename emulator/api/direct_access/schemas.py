@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator.jobs.errors import InvalidRequest
-from emulator.jobs.model import DirectAccessJobRequest
+from emulator.domain.errors import InvalidRequest
+from emulator.domain.jobs import DirectAccessJobRequest
 
 PROGRAMS = ("sampler", "estimator")
 LOG_LEVELS = ("info", "debug", "warning", "error", "critical")

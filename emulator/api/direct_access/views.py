@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from emulator.control.rules import BackendState
-from emulator.jobs.backends import ServedBackend
-from emulator.jobs.model import JobSnapshot, JobState, isoformat
+from emulator.domain.backends import ServedBackend
+from emulator.domain.controls import BackendState
+from emulator.domain.jobs import JobSnapshot, JobState, isoformat
 
 # Direct Access has no queued state: a job is Running from the moment it is accepted.
 STATUS = {

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from emulator.api.jsonio import safe_text
-from emulator.auth import UnknownApiKey
-from emulator.jobs import errors as e
+from emulator.domain import errors as e
+from emulator.services.access import UnknownApiKey
 
 MORE_INFO = "https://quantum.cloud.ibm.com/docs/errors"
 

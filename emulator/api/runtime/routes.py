@@ -10,41 +10,24 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from emulator.api.common import ErrorBoundary, Tenancy, read_json
+from emulator.api.boundary import ErrorBoundary, Tenancy, read_json
 from emulator.api.openapi import ERRORS_LIST, Endpoint, document
 from emulator.api.query import parse_query
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
-from emulator.config import Instance
-from emulator.jobs.errors import BackendDataNotFound, InvalidRequest
-from emulator.jobs.model import Api, JobSnapshot, Owner, utcnow
-from emulator.jobs.service import render_logs
-from emulator.runtime_state import EmulatorState
+from emulator.api.state import instance_of, owner_of, state_of
+from emulator.domain.errors import BackendDataNotFound, InvalidRequest
+from emulator.domain.jobs import Api, utcnow
 
 PUBLIC_PATHS = ("/versions",)
 RUNTIME_PREFIX = "/api/v1"
-
-
-def _state(request: Request) -> EmulatorState:
-    state: EmulatorState = request.app.state.emulator
-    return state
-
-
-def _instance(request: Request) -> Instance:
-    instance: Instance = request.state.instance
-    return instance
-
-
-def _owner(request: Request) -> Owner:
-    owner: Owner = request.state.owner
-    return owner
 
 
 # -- backends --------------------------------------------------------------------------------
 
 
 async def list_backends(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     queued = await run_in_threadpool(state.jobs.queue_lengths)
     availability = await run_in_threadpool(state.jobs.backend_states)
     devices = [
@@ -55,12 +38,12 @@ async def list_backends(request: Request) -> Response:
 
 
 async def backend_configuration(request: Request) -> Response:
-    backend = _state(request).backends.get(request.path_params["name"])
+    backend = state_of(request).backends.get(request.path_params["name"])
     return JSONResponse(backend.snapshot.configuration)
 
 
 async def backend_properties(request: Request) -> Response:
-    backend = _state(request).backends.get(request.path_params["name"])
+    backend = state_of(request).backends.get(request.path_params["name"])
     asked = parse_query(request.query_params, schemas.PROPERTIES_QUERY)["updated_before"]
     if asked is not None:
         # The emulator has one calibration per backend: served for any later date.
@@ -74,7 +57,7 @@ async def backend_properties(request: Request) -> Response:
 
 
 async def backend_status(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     backend = state.backends.get(request.path_params["name"])
     queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
     availability = await run_in_threadpool(state.jobs.backend_state, backend.name)
@@ -82,14 +65,14 @@ async def backend_status(request: Request) -> Response:
 
 
 async def backend_defaults(request: Request) -> Response:
-    _state(request).backends.get(request.path_params["name"])
+    state_of(request).backends.get(request.path_params["name"])
     return JSONResponse({})
 
 
 async def instance_usage(request: Request) -> Response:
-    state = _state(request)
-    instance = _instance(request)
-    report = await run_in_threadpool(state.jobs.usage, _owner(request))
+    state = state_of(request)
+    instance = instance_of(request)
+    report = await run_in_threadpool(state.jobs.usage, owner_of(request))
     return JSONResponse(views.usage_view(instance, report))
 
 
@@ -107,7 +90,7 @@ async def _read_json(request: Request) -> Any:
 async def create_job(request: Request) -> Response:
     body = await _read_json(request)
     job_request = schemas.parse_job_request(body, request.headers.get("x-qx-client-application"))
-    job = await run_in_threadpool(_state(request).jobs.create_job, _owner(request), job_request)
+    job = await run_in_threadpool(state_of(request).jobs.create_job, owner_of(request), job_request)
     answer: dict[str, Any] = {"id": job.id, "backend": job.backend}
     if job.session_id:
         answer["session_id"] = job.session_id
@@ -118,11 +101,11 @@ async def create_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     flt, exclude_params = schemas.parse_job_filter(request.query_params)
-    state = _state(request)
-    jobs, count = await run_in_threadpool(state.jobs.list_jobs, _owner(request), flt)
+    state = state_of(request)
+    jobs, count = await run_in_threadpool(state.jobs.list_jobs, owner_of(request), flt)
     if not exclude_params:
         jobs = [
-            await run_in_threadpool(state.jobs.get_job, _owner(request), j.id, True) for j in jobs
+            await run_in_threadpool(state.jobs.get_job, owner_of(request), j.id, True) for j in jobs
         ]
     return JSONResponse(
         {
@@ -136,34 +119,19 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     exclude = parse_query(request.query_params, schemas.JOB_QUERY)["exclude_params"]
-    state = _state(request)
-    job_id = request.path_params["job_id"]
-
-    async def read() -> JobSnapshot:
-        return await run_in_threadpool(state.jobs.get_job, _owner(request), job_id, not exclude)
-
-    async def poll() -> JobSnapshot:
-        # The client's poll: counts toward releasing a job held by manual progression.
-        return await run_in_threadpool(state.jobs.poll_job, _owner(request), job_id, not exclude)
-
-    hold = state.settings.status_hold_ms / 1000
-    if hold > 0 and state.pool and state.pool.slots:
-        # Most jobs end within milliseconds: answer this poll with the outcome, not "Queued"
-        # or "Running" (the client sleeps between polls; the outcome saves it that sleep).
-        job = await state.watch.wait_until_final(job_id, read, _answer_now, hold, first=poll)
-    else:
-        job = await poll()
+    state = state_of(request)
+    job = await state.jobs.status(
+        owner_of(request),
+        request.path_params["job_id"],
+        not exclude,
+        state.settings.status_hold_ms / 1000,
+    )
     return JSONResponse(views.job_view(job, include_params=not exclude))
-
-
-def _answer_now(job: JobSnapshot) -> bool:
-    """A final job, or a held one (waiting cannot end it), is answered without a hold."""
-    return job.state.terminal or job.held
 
 
 async def job_results(request: Request) -> Response:
     job, text = await run_in_threadpool(
-        _state(request).jobs.get_result, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.get_result, owner_of(request), request.path_params["job_id"]
     )
     if text is None:
         # IBM: 204 "Job's final result not found" while there is nothing yet.
@@ -175,28 +143,28 @@ async def job_results(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.cancel_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.cancel_job, owner_of(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 
 
 async def delete_job(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).jobs.delete_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.delete_job, owner_of(request), request.path_params["job_id"]
     )
     return Response(status_code=204)
 
 
 async def job_logs(request: Request) -> Response:
     _, events = await run_in_threadpool(
-        _state(request).jobs.get_logs, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.get_logs, owner_of(request), request.path_params["job_id"]
     )
-    return PlainTextResponse(render_logs(events))
+    return PlainTextResponse(views.logs_view(events))
 
 
 async def job_metrics(request: Request) -> Response:
     job = await run_in_threadpool(
-        _state(request).jobs.get_job, _owner(request), request.path_params["job_id"]
+        state_of(request).jobs.get_job, owner_of(request), request.path_params["job_id"]
     )
     return JSONResponse(views.metrics_view(job))
 
@@ -207,14 +175,14 @@ async def replace_job_tags(request: Request) -> Response:
         raise InvalidRequest("tags", 'is required: {"tags": [...]}')
     tags = schemas.parse_tags(body["tags"])
     await run_in_threadpool(
-        _state(request).jobs.replace_tags, _owner(request), request.path_params["job_id"], tags
+        state_of(request).jobs.replace_tags, owner_of(request), request.path_params["job_id"], tags
     )
     return Response(status_code=204)
 
 
 async def list_tags(request: Request) -> Response:
     search = parse_query(request.query_params, schemas.TAGS_QUERY)["search"]
-    tags = await run_in_threadpool(_state(request).jobs.search_tags, _owner(request), search)
+    tags = await run_in_threadpool(state_of(request).jobs.search_tags, owner_of(request), search)
     return JSONResponse({"tags": tags})
 
 
@@ -224,14 +192,16 @@ async def list_tags(request: Request) -> Response:
 async def create_session(request: Request) -> Response:
     session_request = schemas.parse_session_request(await _read_json(request))
     session = await run_in_threadpool(
-        _state(request).sessions.create, _owner(request).instance, session_request
+        state_of(request).sessions.create, owner_of(request).instance, session_request
     )
     return JSONResponse(views.session_view(session, utcnow()))
 
 
 async def get_session(request: Request) -> Response:
     session = await run_in_threadpool(
-        _state(request).sessions.get, _owner(request).instance, request.path_params["session_id"]
+        state_of(request).sessions.get,
+        owner_of(request).instance,
+        request.path_params["session_id"],
     )
     return JSONResponse(views.session_view(session, utcnow()))
 
@@ -239,8 +209,8 @@ async def get_session(request: Request) -> Response:
 async def update_session(request: Request) -> Response:
     accepting = schemas.parse_session_update(await _read_json(request))
     await run_in_threadpool(
-        _state(request).sessions.set_accepting,
-        _owner(request).instance,
+        state_of(request).sessions.set_accepting,
+        owner_of(request).instance,
         request.path_params["session_id"],
         accepting,
     )
@@ -249,8 +219,8 @@ async def update_session(request: Request) -> Response:
 
 async def cancel_session(request: Request) -> Response:
     await run_in_threadpool(
-        _state(request).sessions.cancel,
-        _owner(request).instance,
+        state_of(request).sessions.cancel,
+        owner_of(request).instance,
         request.path_params["session_id"],
     )
     return Response(status_code=204)

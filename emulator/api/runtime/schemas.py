@@ -10,9 +10,9 @@ from starlette.datastructures import QueryParams
 
 from emulator.api.query import Param, parse_query
 from emulator.api.query import parse_datetime as query_datetime
-from emulator.jobs.errors import InvalidRequest, TooManyTags
-from emulator.jobs.model import JobFilter, JobRequest
-from emulator.jobs.sessions import SessionMode, SessionRequest
+from emulator.domain.errors import InvalidRequest, TooManyTags
+from emulator.domain.jobs import JobFilter, JobRequest
+from emulator.domain.sessions import SessionMode, SessionRequest
 
 MAX_TAGS = 8
 MAX_TAG_LENGTH = 86

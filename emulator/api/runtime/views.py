@@ -10,12 +10,12 @@ import qiskit
 
 from emulator.api.jsonio import parse_json
 from emulator.config import Instance
-from emulator.control.rules import BackendState
-from emulator.jobs.admission import UsageReport
-from emulator.jobs.backends import ServedBackend
-from emulator.jobs.errors import InvalidRequest
-from emulator.jobs.model import JobSnapshot, JobState, isoformat
-from emulator.jobs.sessions import SessionSnapshot, SessionState
+from emulator.domain.admission import UsageReport
+from emulator.domain.backends import ServedBackend
+from emulator.domain.controls import BackendState
+from emulator.domain.errors import InvalidRequest
+from emulator.domain.jobs import JobEvent, JobSnapshot, JobState, isoformat
+from emulator.domain.sessions import SessionSnapshot, SessionState
 
 # The client treats only these five values as meaningful; anything else is polled forever.
 STATUS = {
@@ -198,3 +198,8 @@ def session_view(session: SessionSnapshot, now: datetime) -> dict[str, Any]:
         "timestamps": timestamps,
         "user_id": USER_ID,
     }
+
+
+def logs_view(events: list[JobEvent]) -> str:
+    """`GET /jobs/{id}/logs`: plain text, one timestamped line per event."""
+    return "".join(f"{isoformat(e.at)} {e.level}: {e.message}\n" for e in events)

@@ -14,7 +14,7 @@ import numpy as np
 from qiskit.primitives import BitArray, PrimitiveResult
 from qiskit_ibm_runtime.json import RuntimeDecoder
 
-from emulator.programs.common import sanitize
+from emulator.simulation.params import sanitize
 
 
 def plain_results(program_id: str, runtime_result: str) -> str:

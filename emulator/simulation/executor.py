@@ -16,7 +16,8 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.circuit.library import RZGate
 from qiskit_ibm_runtime.quantum_program.params_converters import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
-from emulator.programs.common import (
+from emulator.simulation.errors import REASON_INVALID_JOB, InvalidParams, ProgramFailure
+from emulator.simulation.params import (
     RunOutput,
     Stopwatch,
     check_executions,
@@ -28,14 +29,13 @@ from emulator.programs.common import (
     parse_params_json,
     require_mapping,
 )
-from emulator.programs.errors import REASON_INVALID_JOB, InvalidParams, ProgramFailure
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
     from qiskit_ibm_runtime.options_models import ExecutorOptions
     from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 SCHEMA_VERSION = "v2.0"
 """The params/result schema of the installed client; results are always built in this one."""
@@ -128,7 +128,7 @@ def estimator_support(program: QuantumProgram) -> set[int] | None:
     from qiskit.primitives.containers.observables_array import ObservablesArray
     from qiskit_mitigation.utils.utils import load_tasks_from_result
 
-    from emulator.programs.estimator import observable_support
+    from emulator.simulation.estimator import observable_support
 
     try:
         holder = SimpleNamespace(passthrough_data=program.passthrough_data)
@@ -212,8 +212,8 @@ def run_executor(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
         run_quantum_program,
     )
 
-    from emulator.execution.noise import active_qubits, make_simulator, noise_model_for
-    from emulator.programs.simulation import collected_warnings, simulate
+    from emulator.simulation.aer import collected_warnings, simulate
+    from emulator.simulation.noise import active_qubits, make_simulator, noise_model_for
 
     log: list[str] = []
     with collected_warnings(log):

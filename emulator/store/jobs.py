@@ -31,8 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from emulator.jobs.admission import InstanceLimits, LaneLimit, usage_period
-from emulator.jobs.errors import (
+from emulator.domain.admission import InstanceLimits, LaneLimit, usage_period
+from emulator.domain.errors import (
     DuplicateJobId,
     InvalidRequest,
     JobNotCancellable,
@@ -43,7 +43,7 @@ from emulator.jobs.errors import (
     SubmissionRateLimited,
     UsageLimitReached,
 )
-from emulator.jobs.model import (
+from emulator.domain.jobs import (
     ALLOWED_FROM,
     PENDING,
     TERMINAL,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.programs.errors import InvalidParams
+from emulator.simulation.errors import InvalidParams
 
 DEFAULT_BUDGET = 200 * 1024 * 1024
 """Used where no setting reaches (tests, the worker's own re-check); the server passes its own."""

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from qiskit.exceptions import QiskitError
 
-from emulator.execution.noise import noise_model_for
-from emulator.programs.common import describe_error, format_qubits
-from emulator.programs.errors import REASON_EXECUTION_FAILED, ProgramFailure
+from emulator.simulation.errors import REASON_EXECUTION_FAILED, ProgramFailure
+from emulator.simulation.noise import noise_model_for
+from emulator.simulation.params import describe_error, format_qubits
 
 if TYPE_CHECKING:
     from qiskit_aer.noise import NoiseModel
 
-    from emulator.programs.common import SimulatorSettings
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
+    from emulator.simulation.params import SimulatorSettings
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.jobs.model import JobState
+from emulator.domain.jobs import JobState
 
 
 class EmulatorError(Exception):

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from dateutil.parser import isoparse
 
-from emulator.jobs.model import JobState, naive_utc
+from emulator.domain.jobs import JobState, naive_utc
 
 
 class LaneRule(StrEnum):

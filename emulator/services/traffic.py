@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emulator.jobs.errors import InvalidRequest
+from emulator.domain.errors import InvalidRequest
 from emulator.store.controls import ControlStore
 
 APIS = ("runtime", "direct_access", "iam", "s3", "cloud")

@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 
 from emulator.config import Instance, Settings
-from emulator.jobs.errors import InstanceNotAccessible, NotAuthenticated
+from emulator.domain.errors import InstanceNotAccessible, NotAuthenticated
 
 ISSUER = "https://iam.emulator.local/identity"
 

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from emulator.jobs.errors import InvalidRequest
+from emulator.domain.errors import InvalidRequest
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 # The emulator's own non-storage routes: never a storage URL, whatever the query says.

@@ -169,11 +169,11 @@ def child_main(conn: Connection, warm: list[tuple[str, str]], memory_mb: int = 0
         # Before the heavy imports, so nothing they do escapes a bound; tightened below.
         limit_address_space(memory_mb + STARTUP_ALLOWANCE_MB)
 
-    from emulator import programs
-    from emulator.execution.noise import limit_simulator_memory
-    from emulator.store.snapshots import load_snapshot
+    from emulator import simulation
+    from emulator.domain.snapshots import load_snapshot
+    from emulator.simulation.noise import limit_simulator_memory
 
-    warm_up = getattr(programs, "warm_up", None)
+    warm_up = getattr(simulation, "warm_up", None)
     for name, source in warm if warm_up else []:
         try:
             warm_up(load_snapshot(name, source))
@@ -238,15 +238,15 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
 
     A simulation that runs out of memory is deterministic: retrying cannot help, so it is a
     Failed answer (naming the limit), never a crash."""
-    from emulator import programs
-    from emulator.store.snapshots import load_snapshot
+    from emulator import simulation
+    from emulator.domain.snapshots import load_snapshot
 
     try:
         snapshot = load_snapshot(ticket.backend, ticket.source)
         params = ticket.params
         if ticket.default_seed is not None:
             params = _with_default_seed(ticket.program_id, params, ticket.default_seed)
-        out = programs.run_program(
+        out = simulation.run_program(
             ticket.program_id,
             params,
             snapshot,
@@ -255,11 +255,11 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
         )
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):
-            from emulator.programs.plain import plain_results
+            from emulator.simulation.plain import plain_results
 
             result = plain_results(ticket.program_id, result)
         return Completed(result=result, log=list(out.log), quantum_seconds=out.quantum_seconds)
-    except programs.ProgramFailure as exc:
+    except simulation.ProgramFailure as exc:
         if memory_mb and _is_memory_error(exc, exc.reason):
             return memory_failure(memory_mb, exc.reason, traceback.format_exc())
         return Failed(exc.reason, exc.reason_code, exc.solution, traceback.format_exc())

@@ -11,7 +11,8 @@ from qiskit.primitives.containers import PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit_ibm_runtime.execution_span import ExecutionSpans, SliceSpan
 
-from emulator.programs.common import (
+from emulator.simulation.errors import InvalidParams
+from emulator.simulation.params import (
     DEFAULT_SHOTS,
     RunOutput,
     SimulatorSettings,
@@ -30,10 +31,9 @@ from emulator.programs.common import (
     positive_int,
     sanitize,
 )
-from emulator.programs.errors import InvalidParams
 
 if TYPE_CHECKING:
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 _USED_OPTIONS = {"default_shots", "simulator"}
 
@@ -140,8 +140,8 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
     """Simulate stored sampler params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
-    from emulator.execution.noise import active_qubits, make_simulator
-    from emulator.programs.simulation import collected_warnings, select_noise, simulate
+    from emulator.simulation.aer import collected_warnings, select_noise, simulate
+    from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
     with collected_warnings(log):

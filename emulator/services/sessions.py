@@ -6,10 +6,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from emulator.ids import new_id
-from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.errors import BackendNotFound, InvalidRequest
-from emulator.jobs.sessions import SessionRequest, SessionSnapshot
+from emulator.domain.backends import BackendRegistry
+from emulator.domain.errors import BackendNotFound, InvalidRequest
+from emulator.domain.ids import new_id
+from emulator.domain.sessions import SessionRequest, SessionSnapshot
 from emulator.store.sessions import SessionStore
 
 log = logging.getLogger("emulator.sessions")

@@ -13,18 +13,18 @@ from typing import Any
 
 from emulator import __version__
 from emulator.config import Settings, env_name, setting_fields
-from emulator.control.rules import BackendState, OutcomeRule, Progression, ProgressionPolicy
-from emulator.control.summaries import params_summary, result_summary
-from emulator.control.traffic import FaultInjector, FaultRule, RequestJournal
-from emulator.execution.pool import WorkerPool
-from emulator.jobs.admission import parse_reservation
-from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.errors import EmulatorError, InvalidRequest
-from emulator.jobs.model import JobEvent, JobSnapshot, JobState
-from emulator.jobs.service import JobService
-from emulator.jobs.sessions import SessionSnapshot
+from emulator.domain.admission import parse_reservation
+from emulator.domain.backends import BackendRegistry
+from emulator.domain.controls import BackendState, OutcomeRule, Progression, ProgressionPolicy
+from emulator.domain.errors import EmulatorError, InvalidRequest
+from emulator.domain.jobs import JobEvent, JobSnapshot, JobState
+from emulator.domain.sessions import SessionSnapshot
+from emulator.services.hooks import ExecutionHooks
+from emulator.services.jobs import JobService
+from emulator.services.summaries import params_summary, result_summary
+from emulator.services.traffic import FaultInjector, FaultRule, RequestJournal
 from emulator.store.controls import ControlStore
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 
 
@@ -49,7 +49,7 @@ class ControlService:
         jobs: JobService,
         sessions: SessionStore,
         backends: BackendRegistry,
-        pool: WorkerPool | None,
+        pool: ExecutionHooks | None,
         journal: RequestJournal,
         faults: FaultInjector,
     ) -> None:
@@ -90,6 +90,10 @@ class ControlService:
             "s3_credentials_required": bool(self.settings.s3_credentials),
         }
 
+    def job_counts(self) -> dict[str, int]:
+        """Jobs of every instance by state."""
+        return self.repo.count_by_state()
+
     def info(self) -> dict[str, Any]:
         """`public_info`, backends with their state and queue, instances, settings, counts."""
         return {
@@ -99,7 +103,7 @@ class ControlService:
             "workers": self.settings.workers,
             "database": "sqlite" if not self.settings.database_url else "external",
             "config": self.config(),
-            "counts": {"jobs": self.repo.count_by_state()},
+            "counts": {"jobs": self.job_counts()},
             "seed": self.controls.seed(),
         }
 

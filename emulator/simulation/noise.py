@@ -27,7 +27,7 @@ from qiskit_ibm_runtime.utils.backend_decoder import (
 )
 
 if TYPE_CHECKING:
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 NOISE_CACHE_SIZE = 64
 """Reduced models kept per process; each holds the errors of a handful of qubits only."""

@@ -17,12 +17,12 @@ from qiskit.circuit import QuantumCircuit, Qubit
 from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
-from emulator.programs.errors import InvalidParams
+from emulator.simulation.errors import InvalidParams
 
 if TYPE_CHECKING:
     from qiskit_aer.noise import NoiseModel
 
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 DEFAULT_SHOTS = 4096
 """IBM's default when neither the pub, the params nor the options give shots."""

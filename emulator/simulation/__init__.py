@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from emulator.programs.common import RunOutput, parse_params_json
-from emulator.programs.errors import (
+from emulator.simulation.errors import (
     REASON_EXECUTION_FAILED,
     REASON_INTERNAL_ERROR,
     REASON_INVALID_JOB,
     InvalidParams,
     ProgramFailure,
 )
-from emulator.programs.limits import DEFAULT_BUDGET, check_decoded_size
+from emulator.simulation.limits import DEFAULT_BUDGET, check_decoded_size
+from emulator.simulation.params import RunOutput, parse_params_json
 
 if TYPE_CHECKING:
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 PROGRAM_IDS: frozenset[str] = frozenset({"sampler", "estimator", "executor"})
 
@@ -74,11 +74,11 @@ def run_program(
     anything else is a bug.
     """
     if program_id == "sampler":
-        from emulator.programs.sampler import run_sampler as runner
+        from emulator.simulation.sampler import run_sampler as runner
     elif program_id == "estimator":
-        from emulator.programs.estimator import run_estimator as runner
+        from emulator.simulation.estimator import run_estimator as runner
     elif program_id == "executor":
-        from emulator.programs.executor import run_executor as runner
+        from emulator.simulation.executor import run_executor as runner
     else:
         raise ProgramFailure(
             f"program {program_id!r} is not available", REASON_INVALID_JOB, "Use " + _known()
@@ -125,22 +125,22 @@ def warm_up(snapshot: BackendSnapshot) -> None:
     """
     import qiskit_aer.primitives  # noqa: F401 - imported for its load time only
 
-    from emulator.execution.noise import backend_target
+    from emulator.simulation.noise import backend_target
 
     backend_target(snapshot)
 
 
 def _prepare(program_id: str, params: Any, snapshot: BackendSnapshot) -> object:
     if program_id == "sampler":
-        from emulator.programs.sampler import prepare_sampler
+        from emulator.simulation.sampler import prepare_sampler
 
         return prepare_sampler(params, snapshot)
     if program_id == "estimator":
-        from emulator.programs.estimator import prepare_estimator
+        from emulator.simulation.estimator import prepare_estimator
 
         return prepare_estimator(params, snapshot)
     if program_id == "executor":
-        from emulator.programs.executor import prepare_executor
+        from emulator.simulation.executor import prepare_executor
 
         return prepare_executor(params, snapshot)
     raise InvalidParams("program_id", f"unknown program {program_id!r}; use {_known()}")

@@ -11,7 +11,8 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import SparseObservable
 
-from emulator.programs.common import (
+from emulator.simulation.errors import InvalidParams
+from emulator.simulation.params import (
     DEFAULT_PRECISION,
     RunOutput,
     SimulatorSettings,
@@ -30,13 +31,12 @@ from emulator.programs.common import (
     positive_real,
     sanitize,
 )
-from emulator.programs.errors import InvalidParams
-from emulator.programs.sampler import pubs_list
+from emulator.simulation.sampler import pubs_list
 
 if TYPE_CHECKING:
     from qiskit.circuit import QuantumCircuit
 
-    from emulator.store.snapshots import BackendSnapshot
+    from emulator.domain.snapshots import BackendSnapshot
 
 _USED_OPTIONS = {"default_precision", "seed_estimator", "simulator", "resilience_level"}
 _PAULI_TERMS = frozenset(
@@ -185,8 +185,8 @@ def run_estimator(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
-    from emulator.execution.noise import active_qubits, make_simulator
-    from emulator.programs.simulation import collected_warnings, select_noise, simulate
+    from emulator.simulation.aer import collected_warnings, select_noise, simulate
+    from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
     with collected_warnings(log):

@@ -18,7 +18,7 @@ from typing import Any
 import qiskit_ibm_runtime.fake_provider as _fake_provider
 from dateutil.parser import isoparse
 
-from emulator.jobs.model import naive_utc
+from emulator.domain.jobs import naive_utc
 
 
 class UnknownSnapshot(ValueError):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection
 
-from emulator import programs
-from emulator.control.rules import BackendState
-from emulator.ids import new_id
-from emulator.jobs.admission import (
+from emulator import simulation
+from emulator.domain.admission import (
     InstanceLimits,
     LaneLimit,
     Reservation,
@@ -19,8 +18,9 @@ from emulator.jobs.admission import (
     active_reservation,
     usage_period,
 )
-from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.errors import (
+from emulator.domain.backends import BackendRegistry
+from emulator.domain.controls import BackendState
+from emulator.domain.errors import (
     BackendNotFound,
     BackendReserved,
     BackendUnavailable,
@@ -28,7 +28,8 @@ from emulator.jobs.errors import (
     ProgramNotFound,
     UnknownBackendInRequest,
 )
-from emulator.jobs.model import (
+from emulator.domain.ids import new_id
+from emulator.domain.jobs import (
     DirectAccessJobRequest,
     JobEvent,
     JobFilter,
@@ -40,26 +41,12 @@ from emulator.jobs.model import (
     isoformat,
     utcnow,
 )
-from emulator.jobs.storage_urls import StoragePolicy
+from emulator.domain.storage_urls import StoragePolicy
+from emulator.services.hooks import ExecutionHooks, NoExecution
+from emulator.services.watch import JobWatch
 from emulator.store.controls import ControlStore
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
-
-
-class ExecutionHooks(Protocol):
-    """What the service tells the execution layer; implemented by the worker pool."""
-
-    def job_submitted(self) -> None: ...
-
-    def job_cancelled(self, job_id: str) -> None: ...
-
-
-class _NoExecution:
-    def job_submitted(self) -> None:
-        pass
-
-    def job_cancelled(self, job_id: str) -> None:
-        pass
 
 
 class JobService:
@@ -77,9 +64,11 @@ class JobService:
         sessions: SessionStore | None = None,
         limits: InstanceLimits | None = None,
         controls: ControlStore | None = None,
-        max_decoded_bytes: int = programs.DEFAULT_BUDGET,
+        max_decoded_bytes: int = simulation.DEFAULT_BUDGET,
         storage_policy: StoragePolicy | None = None,
+        watch: JobWatch | None = None,
     ) -> None:
+        self.watch = watch or JobWatch()
         self.storage_policy = storage_policy
         self.repo = repo
         self.max_decoded_bytes = max_decoded_bytes
@@ -89,12 +78,12 @@ class JobService:
         self.backends = backends
         self.lanes = lanes or LaneLimit(5)
         self._configured_reservations = reservations
-        self.hooks: ExecutionHooks = hooks or _NoExecution()
+        self.hooks: ExecutionHooks = hooks or NoExecution()
         self._new_id = id_factory
 
     def create_job(self, owner: Owner, request: JobRequest) -> JobSnapshot:
         """Validate a submission fully, then store it Queued and wake a worker."""
-        if request.program_id not in programs.PROGRAM_IDS:
+        if request.program_id not in simulation.PROGRAM_IDS:
             raise ProgramNotFound(f"Program not found: {request.program_id}")
         try:
             backend = self.backends.get(request.backend)
@@ -104,10 +93,10 @@ class JobService:
         # No lock: submissions validate in parallel request threads, so one big payload
         # delays no other (tests/unit/test_decoding_limits.py decodes QPY concurrently).
         try:
-            programs.validate_params(
+            simulation.validate_params(
                 request.program_id, request.params, backend.snapshot, self.max_decoded_bytes
             )
-        except programs.InvalidParams as exc:
+        except simulation.InvalidParams as exc:
             raise InvalidRequest(exc.field, exc.message) from exc
         admit = runtime_admission(
             owner, request.session_id, backend.name, self.limits, self.sessions
@@ -215,6 +204,28 @@ class JobService:
             job = self.repo.get_job(owner, job_id, with_params=with_params)
         return job
 
+    async def status(
+        self, owner: Owner, job_id: str, with_params: bool, hold_seconds: float
+    ) -> JobSnapshot:
+        """A client's status poll, held up to `hold_seconds` until the job is final.
+
+        Most jobs end within milliseconds: answering the poll with the outcome, not "Queued"
+        or "Running", saves the client its sleep between polls. No hold without workers here
+        (nothing would end the job) or for a held job (waiting cannot end it).
+        """
+
+        async def poll() -> JobSnapshot:
+            return await asyncio.to_thread(self.poll_job, owner, job_id, with_params)
+
+        async def read() -> JobSnapshot:
+            return await asyncio.to_thread(self.get_job, owner, job_id, with_params)
+
+        if hold_seconds <= 0 or not self.hooks.workers:
+            return await poll()
+        return await self.watch.wait_until_final(
+            job_id, read, _answer_now, hold_seconds, first=poll
+        )
+
     def reservation_of(self, backend: str) -> Reservation | None:
         """The reservation holding `backend` now, if any."""
         return active_reservation(self.reservations, backend, utcnow())
@@ -277,6 +288,11 @@ class JobService:
         )
 
 
+def _answer_now(job: JobSnapshot) -> bool:
+    """A final job, or a held one (waiting cannot end it), is answered without a hold."""
+    return job.state.terminal or job.held
+
+
 def runtime_admission(
     owner: Owner,
     session_id: str | None,
@@ -303,27 +319,3 @@ def failure_text(job: JobSnapshot) -> str:
             f" {job.reason}" if job.reason else ""
         )
     return f"Job {job.id} failed: {job.reason or 'unknown error'}"
-
-
-def render_logs(events: list[JobEvent]) -> str:
-    """Plain-text job log, one timestamped line per event."""
-    return "".join(f"{isoformat(e.at)} {e.level}: {e.message}\n" for e in events)
-
-
-_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-
-
-def render_direct_access_logs(
-    events: list[JobEvent], extra: list[tuple[str, str]], min_level: str
-) -> str:
-    """A Direct Access log object: `%(asctime)s %(levelname)-9s %(message)s` lines at or
-    above the job's `log_level`; `extra` (level, message) lines follow the stored events."""
-    threshold = _LEVELS.get(min_level.upper(), 30)
-    moment = utcnow()
-    records = [(e.at, e.level, e.message) for e in events] + [(moment, lv, m) for lv, m in extra]
-    lines = []
-    for at, level, message in records:
-        if _LEVELS.get(level.upper(), 20) >= threshold:
-            stamp = at.strftime("%Y-%m-%d %H:%M:%S") + f",{at.microsecond // 1000:03d}"
-            lines.append(f"{stamp} {level.upper():<9} {message}\n")
-    return "".join(lines)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulator.jobs.errors import BackendNotFound
-from emulator.store.snapshots import BackendSnapshot, load_snapshot, parse_backend_spec
+from emulator.domain.errors import BackendNotFound
+from emulator.domain.snapshots import BackendSnapshot, load_snapshot, parse_backend_spec
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,15 @@ from datetime import timedelta
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from emulator.control.rules import InjectedOutcome
-from emulator.execution.runner import (
+from emulator.domain.admission import UsageAction, UsageLimits, usage_period
+from emulator.domain.backends import BackendRegistry
+from emulator.domain.controls import InjectedOutcome
+from emulator.domain.errors import BackendNotFound, JobNotFound
+from emulator.domain.ids import new_id
+from emulator.domain.jobs import Api, JobSnapshot, JobState, utcnow
+from emulator.execution.delivery import render_direct_access_logs
+from emulator.execution.storage import StorageError, fetch_text, put_text
+from emulator.execution.worker import (
     Completed,
     Failed,
     Ready,
@@ -33,14 +40,7 @@ from emulator.execution.runner import (
     child_main,
     memory_limit_mb,
 )
-from emulator.execution.storage import StorageError, fetch_text, put_text
-from emulator.ids import new_id
-from emulator.jobs.admission import UsageAction, UsageLimits, usage_period
-from emulator.jobs.backends import BackendRegistry
-from emulator.jobs.errors import BackendNotFound, JobNotFound
-from emulator.jobs.model import Api, JobSnapshot, JobState, utcnow
-from emulator.jobs.service import render_direct_access_logs
-from emulator.store.repository import Repository
+from emulator.store.jobs import Repository
 
 log = logging.getLogger("emulator.workers")
 
@@ -126,6 +126,10 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         for slot in self.slots:
             slot.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def workers(self) -> int:
+        return len(self.slots)
 
     @property
     def ready_workers(self) -> int:

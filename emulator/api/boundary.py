@@ -13,9 +13,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.api.jsonio import parse_json
-from emulator.auth import AccessPolicy
-from emulator.jobs.errors import RequestTimeout, RequestTooLarge
-from emulator.jobs.model import Api, Owner
+from emulator.domain.errors import RequestTimeout, RequestTooLarge
+from emulator.domain.jobs import Api, Owner
+from emulator.services.access import AccessPolicy
 
 log = logging.getLogger("emulator.api")
 

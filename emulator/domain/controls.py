@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from emulator.jobs.errors import InvalidRequest
-from emulator.jobs.model import Api, JobState, NewJob
+from emulator.domain.errors import InvalidRequest
+from emulator.domain.jobs import Api, JobState, NewJob
 
 
 class Progression(StrEnum):

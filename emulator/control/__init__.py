@@ -1,1 +1,0 @@
-"""The control plane's rules: progression, outcomes, faults, backend states."""
