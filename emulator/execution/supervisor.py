@@ -30,6 +30,7 @@ from emulator.domain.controls import InjectedOutcome
 from emulator.domain.errors import BackendNotFound, JobNotFound
 from emulator.domain.ids import new_id
 from emulator.domain.jobs import Api, JobSnapshot, JobState, utcnow
+from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.execution.delivery import render_direct_access_logs
 from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.execution.worker import (
@@ -45,10 +46,10 @@ from emulator.store.jobs import Repository
 log = logging.getLogger("emulator.workers")
 
 HEARTBEAT_S = 2.0
+STALE_AFTER_S = 5 * HEARTBEAT_S
+"""A Running job whose heartbeat is older than this has lost its worker, whatever node ran
+it: the sweep (every HEARTBEAT_S, on every node) requeues it, or fails it past its attempts."""
 IDLE_POLL_S = 1.0  # picks up jobs queued by other processes or requeued by recovery
-REASON_CRASH = 1517
-REASON_RAN_TOO_LONG = 1305
-REASON_STORAGE = 1517  # the client turns Cancelled + 1305 into RuntimeJobMaxTimeoutError
 # How a process that exceeded its memory ends when the allocator cannot report it: killed
 # (the kernel's OOM killer), or aborted or faulting in native code (std::bad_alloc, NULL).
 MEMORY_SIGNALS = frozenset({signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS})
@@ -68,6 +69,7 @@ class WorkerPool:
         memory_mb: int = 0,
         max_decoded_bytes: int = 200 * 1024 * 1024,
         max_input_bytes: int = 256 * 1024 * 1024,
+        stale_after: float = STALE_AFTER_S,
     ) -> None:
         self.repo = repo
         self.usage_limits = usage_limits or UsageLimits()
@@ -84,6 +86,10 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._ctx = multiprocessing.get_context("spawn")
         self.slots = [Slot(self, f"{self.pool_id}-w{i}") for i in range(size)]
+        self.stale_after = stale_after
+        self._sweeper = threading.Thread(
+            target=self._sweep_forever, name=f"sweep-{self.pool_id}", daemon=True
+        )
 
     # -- ExecutionHooks ---------------------------------------------------------------------
 
@@ -106,9 +112,9 @@ class WorkerPool:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        recovered = self.repo.recover_interrupted(self.max_attempts, stale_after=timedelta(0))
-        for job in recovered:
-            log.warning("job %s was running when the emulator stopped: now %s", job.id, job.state)
+        # Nothing here touches a Running job: one that lost its worker (this node's previous
+        # run, or another node) is recovered by the sweep once its heartbeat is stale.
+        self._sweeper.start()
         if self.slots:
             log.info(
                 "worker memory limit: %s per simulation process",
@@ -126,6 +132,25 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         for slot in self.slots:
             slot.join(max(0.0, deadline - time.monotonic()))
+        if self._sweeper.is_alive():
+            self._sweeper.join(max(0.0, deadline - time.monotonic()))
+
+    def sweep(self) -> None:
+        """One beat for every job this node runs, then recovery of stale jobs (any node's)."""
+        self.repo.beat([slot.worker_id for slot in self.slots])
+        for job in self.repo.recover_interrupted(
+            self.max_attempts, stale_after=timedelta(seconds=self.stale_after)
+        ):
+            log.warning("job %s lost its worker (no heartbeat): now %s", job.id, job.state)
+            if job.state.value == "queued":
+                self.job_submitted()
+
+    def _sweep_forever(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_S):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - e.g. the database briefly locked: next beat
+                log.exception("heartbeat sweep failed")
 
     @property
     def workers(self) -> int:
@@ -253,25 +278,20 @@ class Slot(threading.Thread):
             self._current = job.id
             self._kill_current = False
         try:
-            outcome = self._prepare_and_simulate(job)
+            ended = self._prepare_and_simulate(job)
         finally:
             with self._lock:
                 self._current = None
-        self._finish(job, outcome)
+        self._finish(job, ended)
 
-    def _prepare_and_simulate(self, job: JobSnapshot) -> Outcome:
+    def _prepare_and_simulate(self, job: JobSnapshot) -> Ended:
         """Fetch the input, hand the job to the child and wait: the job's outcome."""
         assert self._process is not None and self._conn is not None
         try:
             backend = self.pool.backends.get(job.backend)
         except BackendNotFound:
             # Possible after a restart with a different backend list: fail it, keep serving.
-            return Failed(
-                reason=f"Backend {job.backend} is not served by this emulator any more.",
-                reason_code=1007,
-                solution="Resubmit the job to a served backend.",
-                detail="",
-            )
+            return outcome(End.BACKEND_GONE, backend=job.backend)
         direct = job.api is Api.DIRECT_ACCESS
         params = job.params or ""
         if direct:
@@ -280,13 +300,13 @@ class Slot(threading.Thread):
                     _storage(job)["input"]["presigned_url"], "job input", self.pool.max_input_bytes
                 )
             except StorageError as exc:
-                return _storage_failure(exc)
+                return outcome(End.STORAGE_FAILED, error=str(exc))
             self.pool.repo.set_params(job.id, params)
         # A cancel that came while the input was fetched (or just after the claim) must not
         # let the simulation start: the job is no longer Running in the store.
         if self._kill_current or not self.pool.repo.heartbeat(self.worker_id, job.id):
             self._drain_interrupts()
-            return "cancelled"
+            return CANCELLED
         deadline = _deadline(job)
         if job.outcome is not None:
             # An injected outcome: no simulation, just the (optional) run time, then the end.
@@ -295,12 +315,16 @@ class Slot(threading.Thread):
             if interrupted is not None:
                 return interrupted
             if injected.state is JobState.CANCELLED:
-                return Injected(injected.reason, injected.reason_code)
-            return Failed(
+                return outcome(
+                    End.INJECTED_CANCEL,
+                    injected.reason_code,
+                    reason=injected.reason or "",
+                    why=injected.reason or "injected through the control plane",
+                )
+            return outcome(
+                End.INJECTED_FAILURE,
+                injected.reason_code,
                 reason=injected.reason or "The job failed (injected through the control plane).",
-                reason_code=injected.reason_code or REASON_CRASH,
-                solution="Remove the outcome rule (POST /_emulator/outcomes) to run jobs again.",
-                detail="",
             )
         ticket = Ticket(
             job.id,
@@ -316,15 +340,15 @@ class Slot(threading.Thread):
             self._conn.send(ticket)
         except OSError:  # the child died since it was last seen alive (killed, crashed)
             return self._crashed()
-        outcome = self._await_outcome(job, deadline)
-        if isinstance(outcome, Completed) and job.min_run_seconds:
+        ended = self._await_outcome(job, deadline)
+        if isinstance(ended, Completed) and job.min_run_seconds:
             # Timed progression or a delayed outcome: Running for at least this long.
             interrupted = self._pause(job, job.min_run_seconds, deadline)
             if interrupted is not None:
                 return interrupted
-        return outcome
+        return ended
 
-    def _pause(self, job: JobSnapshot, seconds: float, deadline: float | None) -> str | None:
+    def _pause(self, job: JobSnapshot, seconds: float, deadline: float | None) -> Outcome | None:
         """Stay Running until `seconds` after the job started; why not, if interrupted."""
         started = job.running_at or utcnow()
         remaining = seconds - (utcnow() - started).total_seconds()
@@ -333,16 +357,16 @@ class Slot(threading.Thread):
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                return "timeout"
+                return _ran_too_long(job)
             if now >= until:
                 return None
             limit = min(until, next_beat, deadline if deadline is not None else until)
             if wait([self._interrupt_recv], max(0.0, limit - now)):
                 self._drain_interrupts()
                 if self._kill_current:
-                    return "cancelled"
+                    return CANCELLED
                 if self.pool._stopping.is_set():
-                    return "stopping"
+                    return STOPPING
             if time.monotonic() >= next_beat:
                 self.pool.repo.heartbeat(self.worker_id, job.id)
                 next_beat = time.monotonic() + HEARTBEAT_S
@@ -350,55 +374,46 @@ class Slot(threading.Thread):
     def _abandon(self, job: JobSnapshot, exc: Exception) -> None:
         """Fail a job whose handling raised, so it is never left Running."""
         try:
-            self.pool.repo.transition(
-                job.id,
-                JobState.FAILED,
-                held_by=self.worker_id,
-                message=f"Job failed: emulator error {type(exc).__name__}: {exc}",
-                reason=f"The emulator failed while handling this job: {type(exc).__name__}: {exc}",
-                reason_code=REASON_CRASH,
-                reason_solution="This is likely an emulator defect; see the server log.",
-            )
+            self._record(job, outcome(End.EMULATOR_ERROR, error=f"{type(exc).__name__}: {exc}"))
         except Exception:  # noqa: BLE001 - the store itself failing: recovery will requeue it
             log.exception("could not mark job %s failed", job.id)
 
-    def _finish(self, job: JobSnapshot, outcome: Outcome) -> None:
-        if isinstance(outcome, Crashed) and self.pool._stopping.is_set():
+    def _finish(self, job: JobSnapshot, ended: Ended) -> None:
+        if isinstance(ended, Crashed):
             # Killed along with the server (a signal to its process group): not the job's fault.
-            outcome = "stopping"
-        retried = isinstance(outcome, Crashed) and job.attempts < self.pool.max_attempts
-        if job.api is Api.DIRECT_ACCESS and outcome != "stopping" and not retried:
-            outcome = self._deliver(job, outcome)
-        self._record(job, outcome)
+            ended = STOPPING if self.pool._stopping.is_set() else self._crash_outcome(job, ended)
+        if job.api is Api.DIRECT_ACCESS and (
+            isinstance(ended, Completed) or ended.state.terminal
+        ):
+            ended = self._deliver(job, ended)
+        self._record(job, ended)
 
-    def _deliver(self, job: JobSnapshot, outcome: Outcome) -> Outcome:
+    def _deliver(self, job: JobSnapshot, ended: Completed | Outcome) -> Completed | Outcome:
         """PUT a Direct Access job's results (on success) and logs (always) to its storage.
 
         A write that fails turns a completed job into a failed one, as on IBM's service.
         """
         storage = _storage(job)
-        if isinstance(outcome, Completed) and "results" in storage:
+        if isinstance(ended, Completed) and "results" in storage:
             try:
-                put_text(storage["results"]["presigned_url"], outcome.result, "job results")
+                put_text(storage["results"]["presigned_url"], ended.result, "job results")
             except StorageError as exc:
-                outcome = _storage_failure(exc)
+                ended = _storage_failure(exc)
         if "logs" in storage:
             try:
                 _, events = self.pool.repo.get_events(job.owner, job.id)
             except JobNotFound:
-                return outcome  # deleted by its client meanwhile: nothing left to report to
-            text = render_direct_access_logs(events, _outcome_lines(outcome, job), job.log_level)
+                return ended  # deleted by its client meanwhile: nothing left to report to
+            text = render_direct_access_logs(events, _outcome_lines(ended, job), job.log_level)
             try:
                 put_text(storage["logs"]["presigned_url"], text, "job logs", "text/plain")
             except StorageError as exc:
-                if isinstance(outcome, Completed):
-                    outcome = _storage_failure(exc)
-        return outcome
+                if isinstance(ended, Completed):
+                    ended = _storage_failure(exc)
+        return ended
 
-    def _await_outcome(
-        self, job: JobSnapshot, deadline: float | None
-    ) -> Completed | Failed | Crashed | str:
-        """The child's answer, or why there is none: cancelled, timeout, Crashed, stopping."""
+    def _await_outcome(self, job: JobSnapshot, deadline: float | None) -> Ended:
+        """The child's answer, or why there is none: cancelled, timeout, crashed, stopping."""
         assert self._process is not None and self._conn is not None
         next_beat = time.monotonic() + HEARTBEAT_S
         while True:
@@ -411,104 +426,64 @@ class Slot(threading.Thread):
             if self._conn in ready:
                 try:
                     answer: Completed | Failed = self._conn.recv()
-                    return answer
                 except (EOFError, OSError):
                     return self._crashed()
+                if isinstance(answer, Failed):
+                    return outcome(
+                        End.PROGRAM_FAILED,
+                        answer.reason_code,
+                        reason=answer.reason,
+                        solution=answer.solution,
+                        detail=answer.detail,
+                    )
+                return answer
             if self._interrupt_recv in ready:
                 self._drain_interrupts()
                 if self._kill_current:
                     self._kill_child()
-                    return "cancelled"
+                    return CANCELLED
                 if self.pool._stopping.is_set():
                     self._kill_child()
-                    return "stopping"
+                    return STOPPING
             if self._process.sentinel in ready:
                 return self._crashed()
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 self._kill_child()
-                return "timeout"
+                return _ran_too_long(job)
             if now >= next_beat:
                 self.pool.repo.heartbeat(self.worker_id, job.id)
                 next_beat = now + HEARTBEAT_S
 
-    def _record(self, job: JobSnapshot, outcome: Outcome) -> None:
-        repo = self.pool.repo
-        if isinstance(outcome, Injected):
-            repo.transition(
-                job.id,
-                JobState.CANCELLED,
-                held_by=self.worker_id,
-                message=f"Job cancelled: {outcome.reason or 'injected through the control plane'}",
-                reason=outcome.reason,
-                reason_code=outcome.reason_code,
+    def _record(self, job: JobSnapshot, ended: Completed | Outcome) -> None:
+        """Write how the run ended: one lookup in the outcome table (domain.outcomes)."""
+        if isinstance(ended, Completed):
+            self.pool.repo.complete_job(
+                job.id, self.worker_id, ended.result, ended.log, ended.quantum_seconds
             )
-        elif isinstance(outcome, Completed):
-            repo.complete_job(
-                job.id, self.worker_id, outcome.result, outcome.log, outcome.quantum_seconds
-            )
-        elif isinstance(outcome, Failed):
-            repo.transition(
-                job.id,
-                JobState.FAILED,
-                held_by=self.worker_id,
-                message=f"Job failed: {outcome.reason}\n{outcome.detail}",
-                reason=outcome.reason,
-                reason_code=outcome.reason_code,
-                reason_solution=outcome.solution,
-            )
-        elif outcome == "timeout":
-            limit = "timeout_secs" if job.api is Api.DIRECT_ACCESS else "max_execution_time"
-            repo.transition(
-                job.id,
-                JobState.CANCELLED,
-                held_by=self.worker_id,
-                message=f"Job cancelled: it ran longer than its {limit} of {job.time_limit} s",
-                reason=f"Job ran longer than its {limit} of {job.time_limit} s and was stopped",
-                reason_code=REASON_RAN_TOO_LONG,
-                reason_solution=f"Increase {limit} or reduce the work of the job.",
-            )
-        elif isinstance(outcome, Crashed):
-            self._record_crash(job, outcome)
-        elif outcome == "stopping":
-            # The server is shutting down: give the job back, and its attempt, so the next
-            # start runs it as if this run had not begun.
-            repo.requeue(
-                job.id,
-                "Job requeued: the emulator is shutting down (this run is not counted as an "
-                "attempt)",
-                held_by=self.worker_id,
-                count_attempt=False,
-            )
-        # "cancelled": the service already moved the job to Cancelled.
+        elif ended.state is JobState.QUEUED:
+            self.pool.repo.requeue_outcome(job.id, ended, held_by=self.worker_id)
+        else:
+            # A job cancelled by its client is Cancelled already: the guarded UPDATE is a no-op.
+            self.pool.repo.transition(job.id, ended, held_by=self.worker_id)
 
-    def _record_crash(self, job: JobSnapshot, crash: Crashed) -> None:
+    def _crash_outcome(self, job: JobSnapshot, crash: Crashed) -> Outcome:
         """Requeue a job whose worker died while it has attempts left; fail it after the last."""
         what = crash.describe(self.pool.memory_mb)
         attempt = f"attempt {job.attempts} of {self.pool.max_attempts}"
         if job.attempts < self.pool.max_attempts:
             log.warning("job %s: the simulation process %s (%s); requeued", job.id, what, attempt)
-            self.pool.repo.requeue(
-                job.id,
-                f"Job requeued: the simulation process {what} ({attempt}; it runs again)",
-                held_by=self.worker_id,
-                count_attempt=True,
-            )
-            return
+            return outcome(End.REQUEUED_WORKER_DIED, what=what, attempt=attempt)
         log.warning("job %s: the simulation process %s (%s); failed", job.id, what, attempt)
-        memory = crash.looks_like_memory(self.pool.memory_mb)
-        self.pool.repo.transition(
-            job.id,
-            JobState.FAILED,
-            held_by=self.worker_id,
-            message=f"Job failed: the simulation process {what} ({attempt})",
-            reason=f"The simulation process {what}, on the last of the job's "
-            f"{self.pool.max_attempts} attempts.",
-            reason_code=REASON_CRASH,
-            reason_solution=(
+        return outcome(
+            End.WORKER_DIED,
+            what=what,
+            attempt=attempt,
+            max_attempts=self.pool.max_attempts,
+            solution=(
                 "Reduce the number of qubits the circuit acts on, or start the emulator with a "
                 "larger --worker-memory-mb, then resubmit."
-                if memory
+                if crash.looks_like_memory(self.pool.memory_mb)
                 else "Submit the job again; if it keeps failing, see the emulator's log."
             ),
         )
@@ -549,14 +524,6 @@ class Slot(threading.Thread):
 
 
 @dataclass(frozen=True)
-class Injected:
-    """A Cancelled outcome injected through the control plane (no simulation ran)."""
-
-    reason: str | None
-    reason_code: int | None
-
-
-@dataclass(frozen=True)
 class Crashed:
     """The worker process ended without answering: killed, crashed or exited."""
 
@@ -587,8 +554,16 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-# A job's end as the slot sees it; strings are the ends without a result (see _record).
-Outcome = Completed | Failed | Injected | Crashed | str
+# A run's end as the slot sees it: the child's result, a row of the outcome table, or a dead
+# child (which becomes a row once the attempts are counted, in _finish).
+Ended = Completed | Outcome | Crashed
+CANCELLED = outcome(End.CANCELLED_BY_CLIENT)  # the service has cancelled it already
+STOPPING = outcome(End.REQUEUED_SHUTDOWN)
+
+
+def _ran_too_long(job: JobSnapshot) -> Outcome:
+    limit = "timeout_secs" if job.api is Api.DIRECT_ACCESS else "max_execution_time"
+    return outcome(End.RAN_TOO_LONG, limit=limit, seconds=job.time_limit)
 
 
 def _deadline(job: JobSnapshot) -> float | None:
@@ -605,29 +580,15 @@ def _storage(job: JobSnapshot) -> dict[str, dict[str, str]]:
     return storage
 
 
-def _storage_failure(exc: StorageError) -> Failed:
-    return Failed(
-        reason=f"Storage error: {exc}",
-        reason_code=REASON_STORAGE,
-        solution="Check that the job's presigned URLs are valid, unexpired and reachable "
-        "from the emulator.",
-        detail="",
-    )
+def _storage_failure(exc: StorageError) -> Outcome:
+    return outcome(End.STORAGE_FAILED, error=str(exc))
 
 
-def _outcome_lines(outcome: Outcome, job: JobSnapshot) -> list[tuple[str, str]]:
+def _outcome_lines(ended: Completed | Outcome, job: JobSnapshot) -> list[tuple[str, str]]:
     """(level, message) lines that end a Direct Access job's log."""
-    if isinstance(outcome, Injected):
-        return [("WARNING", f"Job {job.id} was cancelled: {outcome.reason or 'injected'}")]
-    if isinstance(outcome, Completed):
-        return [("INFO", line) for line in outcome.log] + [("INFO", f"Finished {job.id}")]
-    if isinstance(outcome, Failed):
-        lines = [("ERROR", f"Job {job.id} failed: {outcome.reason}")]
-        return lines + ([("DEBUG", outcome.detail)] if outcome.detail else [])
-    if outcome == "timeout":
-        return [("ERROR", f"Job {job.id} exceeded its timeout_secs of {job.time_limit} s")]
-    if outcome == "cancelled":
-        return [("WARNING", f"Job {job.id} was cancelled")]
-    if isinstance(outcome, Crashed):
-        return [("ERROR", f"Job {job.id} failed: the simulation process {outcome.describe(0)}")]
-    return [("ERROR", f"Job {job.id} ended: the simulation process {outcome}")]
+    if isinstance(ended, Completed):
+        return [("INFO", line) for line in ended.log] + [("INFO", f"Finished {job.id}")]
+    message, level, _ = ended.render()
+    head, _, detail = message.partition("\n")
+    lines = [(level, f"Job {job.id}: {head}")]
+    return lines + ([("DEBUG", detail)] if detail.strip() else [])

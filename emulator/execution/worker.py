@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from emulator.domain.outcomes import EXECUTION_FAILED
+
 PR_SET_PDEATHSIG = 1
 # Address space allowed while importing, before the footprint is known (imports need ~1.6 GiB).
 STARTUP_ALLOWANCE_MB = 4096
 # Address space beyond footprint + limit: the threads and objects of a small job (~150 MiB).
 JOB_SLACK_MB = 256
-REASON_MEMORY = 1517
+REASON_MEMORY = EXECUTION_FAILED
 # How a simulator reports running out of memory (Aer's messages, C++ and Python errors);
 # "not enough memory slots" is about classical bits, so "not enough memory to" only.
 MEMORY_ERRORS = re.compile(
@@ -271,13 +273,13 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
             return Failed(
                 reason=f"The emulator could not run this job ({type(exc).__name__}) on its "
                 f"input of {len(ticket.params)} bytes.",
-                reason_code=1517,
+                reason_code=EXECUTION_FAILED,
                 solution="Check the job input; the server log has the details.",
                 detail="",
             )
         return Failed(
             reason=f"The emulator could not run this job: {type(exc).__name__}: {exc}",
-            reason_code=1517,
+            reason_code=EXECUTION_FAILED,
             solution="This is likely an emulator defect; the job log has the traceback.",
             detail=traceback.format_exc(),
         )

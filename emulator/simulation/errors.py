@@ -7,12 +7,14 @@ as it is not 1305 (which the client turns into `RuntimeJobMaxTimeoutError`).
 
 from __future__ import annotations
 
+from emulator.domain.outcomes import EXECUTION_FAILED
+
 # "Error in the validation process of the job": input that passed the request-path checks but
 # turned out unusable once the worker decoded it fully (e.g. a samplex that cannot be finalised).
 REASON_INVALID_JOB = 1002
 # "Job failed during execution": the simulator refused or aborted the circuits (e.g. Aer needs
 # more memory than the host has).
-REASON_EXECUTION_FAILED = 1517
+REASON_EXECUTION_FAILED = EXECUTION_FAILED
 # Generic internal failure; for the worker to use when a runner raises anything unexpected.
 REASON_INTERNAL_ERROR = 1500
 

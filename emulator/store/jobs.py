@@ -20,7 +20,6 @@ from sqlalchemy import (
     case,
     delete,
     distinct,
-    false,
     func,
     insert,
     or_,
@@ -44,7 +43,6 @@ from emulator.domain.errors import (
     UsageLimitReached,
 )
 from emulator.domain.jobs import (
-    ALLOWED_FROM,
     PENDING,
     TERMINAL,
     Api,
@@ -57,8 +55,19 @@ from emulator.domain.jobs import (
     isoformat,
     utcnow,
 )
+from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.store.tables import job_events, job_tags, jobs, sessions
+from emulator.store.transitions import (
+    Transactions,
+    announce,
+    claim_next,
+    log_event,
+    owned_by,
+    transition,
+)
 
+# What a job given back to the queue forgets of its run.
+_REQUEUED = {"worker_id": None, "running_at": None, "heartbeat_at": None}
 # Columns of a snapshot without the (possibly large) params and result texts.
 _SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
 
@@ -104,8 +113,8 @@ class Repository:
 
     def __init__(self, engine: Engine, on_transition: Callable[[str], None] | None = None) -> None:
         self.engine = engine
-        # Called with a job id after every committed state change (e.g. to wake held polls).
-        self.on_transition = on_transition
+        # Write transactions; `on_transition` hears of every committed change (held polls).
+        self.tx = Transactions(engine, on_transition)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -123,17 +132,11 @@ class Repository:
                 out[job_id].append(tag)
         return out
 
-    @staticmethod
-    def _event(conn: Connection, job_id: str, message: str, level: str = "INFO") -> None:
-        conn.execute(
-            insert(job_events).values(job_id=job_id, at=utcnow(), level=level, message=message)
-        )
-
     @classmethod
     def _load(cls, conn: Connection, job_id: str, owner: Owner | None) -> JobSnapshot | None:
         query = select(*_SUMMARY).where(jobs.c.id == job_id)
         if owner is not None:
-            query = query.where(*_owned_by(owner))
+            query = query.where(*owned_by(owner))
         row = conn.execute(query).one_or_none()
         if row is None:
             return None
@@ -159,7 +162,7 @@ class Repository:
         """
         now = utcnow()
         extra: Mapping[str, Any] = {}
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             if lanes is not None:
                 self._admit(conn, job, lanes)
             if admit is not None:
@@ -194,10 +197,10 @@ class Repository:
                 raise InvalidRequest("id", f"a job with id {job.id} already exists") from exc
             if job.tags:
                 conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
-            self._event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
+            log_event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
+            announce(conn, job.id)
             snapshot = self._load(conn, job.id, None)
         assert snapshot is not None
-        self._changed(job.id)
         return snapshot
 
     @staticmethod
@@ -264,7 +267,7 @@ class Repository:
 
     def set_params(self, job_id: str, params: str) -> None:
         """Keep the input a Direct Access worker fetched, for inspection."""
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(params=params))
 
     def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
@@ -283,7 +286,7 @@ class Repository:
 
     def list_jobs(self, owner: Owner, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
         """A page of an owner's jobs and the exact count of all that match."""
-        conditions = list(_owned_by(owner))
+        conditions = list(owned_by(owner))
         if flt.pending is True:
             conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
         elif flt.pending is False:
@@ -353,7 +356,7 @@ class Repository:
                 select(job_tags.c.tag)
                 .distinct()
                 .join(jobs, jobs.c.id == job_tags.c.job_id)
-                .where(*_owned_by(owner), func.lower(job_tags.c.tag).like(pattern, escape="\\"))
+                .where(*owned_by(owner), func.lower(job_tags.c.tag).like(pattern, escape="\\"))
                 .order_by(job_tags.c.tag)
                 .limit(limit)
             ).scalars()
@@ -364,51 +367,33 @@ class Repository:
     def transition(
         self,
         job_id: str,
-        to: JobState,
+        to: JobState | Outcome,
         *,
         owner: Owner | None = None,
         held_by: str | None = None,
         message: str | None = None,
+        when: Sequence[Any] = (),
         **values: Any,
     ) -> JobSnapshot | None:
-        """Move a job to `to` if its current state allows it; None when it does not.
-
-        `held_by` additionally requires the job to still be held by that worker, so a
-        worker that lost its job (cancelled, requeued) cannot overwrite the outcome.
-        """
-        conditions = [jobs.c.id == job_id, jobs.c.state.in_([s.value for s in ALLOWED_FROM[to]])]
-        if owner is not None:
-            conditions.extend(_owned_by(owner))
-        if held_by is not None:
-            conditions.append(jobs.c.worker_id == held_by)
-        now = utcnow()
-        if to in TERMINAL:
-            values.setdefault("finished_at", now)
-        with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(jobs).where(*conditions).values(state=to.value, **values)
-            ).rowcount
-            if not changed:
+        """`transitions.transition` in a transaction of its own; the job after, or None when
+        its state (or worker) did not allow the change."""
+        with self.tx.begin() as conn:
+            if not transition(
+                conn,
+                job_id,
+                to,
+                owner=owner,
+                held_by=held_by,
+                message=message,
+                when=when,
+                **values,
+            ):
                 return None
-            level = "ERROR" if to is JobState.FAILED else "INFO"
-            self._event(conn, job_id, message or f"Job {to.value}", level)
-            snapshot = self._load(conn, job_id, None)
-        self._changed(job_id)
-        return snapshot
+            return self._load(conn, job_id, None)
 
-    def _changed(self, job_id: str) -> None:
-        if self.on_transition is not None:
-            self.on_transition(job_id)
-
-    def cancel_job(self, owner: Owner, job_id: str, reason: str | None = None) -> JobSnapshot:
+    def cancel_job(self, owner: Owner, job_id: str) -> JobSnapshot:
         """Cancel a Queued or Running job of an owner."""
-        snapshot = self.transition(
-            job_id,
-            JobState.CANCELLED,
-            owner=owner,
-            message="Job cancelled by request" if reason is None else f"Job cancelled: {reason}",
-            reason=reason,
-        )
+        snapshot = self.transition(job_id, outcome(End.CANCELLED_BY_CLIENT), owner=owner)
         if snapshot is not None:
             return snapshot
         current = self.get_job(owner, job_id)  # raises JobNotFound
@@ -416,11 +401,11 @@ class Repository:
 
     def delete_job(self, owner: Owner, job_id: str) -> None:
         """Delete a terminal job with its tags, events and result."""
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             gone = conn.execute(
                 delete(jobs).where(
                     jobs.c.id == job_id,
-                    *_owned_by(owner),
+                    *owned_by(owner),
                     jobs.c.state.in_([s.value for s in TERMINAL]),
                 )
             ).rowcount
@@ -435,9 +420,9 @@ class Repository:
         raise JobNotTerminal(job_id, current.state)
 
     def replace_tags(self, owner: Owner, job_id: str, tags: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             exists = conn.execute(
-                select(jobs.c.id).where(jobs.c.id == job_id, *_owned_by(owner))
+                select(jobs.c.id).where(jobs.c.id == job_id, *owned_by(owner))
             ).one_or_none()
             if exists is None:
                 raise JobNotFound(job_id)
@@ -445,69 +430,26 @@ class Repository:
             unique = sorted(set(tags))
             if unique:
                 conn.execute(insert(job_tags), [{"job_id": job_id, "tag": t} for t in unique])
-            self._event(conn, job_id, f"Tags replaced: {unique}")
+            log_event(conn, job_id, f"Tags replaced: {unique}")
 
     # -- worker side ---------------------------------------------------------------------------
 
     def claim_next(
         self, worker_id: str, held_instances: Collection[str] = ()
     ) -> JobSnapshot | None:
-        """Atomically move the next Queued job to Running for `worker_id`.
-
-        Jobs of dedicated sessions go first and one at a time per session (in order);
-        then everything else, oldest first. Batch jobs run in parallel like any others.
-        Jobs of `held_instances` (out of usage time) stay Queued.
-        """
-        busy = jobs.alias("busy")
-        session_busy = (
-            select(busy.c.id)
-            .where(busy.c.session_id == jobs.c.session_id, busy.c.state == JobState.RUNNING.value)
-            .exists()
-        )
-        # Outer join: jobs without a session have a NULL mode, which must compare false.
-        dedicated = func.coalesce(sessions.c.mode, "") == "dedicated"
-        next_id = (
-            select(jobs.c.id)
-            .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
-            .where(
-                jobs.c.state == JobState.QUEUED.value,
-                jobs.c.held == false(),
-                or_(jobs.c.not_before.is_(None), jobs.c.not_before <= utcnow()),
-                ~and_(dedicated, session_busy),
-                *([jobs.c.instance.not_in(list(held_instances))] if held_instances else []),
-            )
-            .order_by(case((dedicated, 0), else_=1), jobs.c.created_at, jobs.c.id)
-            .limit(1)
-            .with_for_update(of=jobs, skip_locked=True)
-            .scalar_subquery()
-        )
-        now = utcnow()
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == next_id, jobs.c.state == JobState.QUEUED.value)
-                .values(
-                    state=JobState.RUNNING.value,
-                    worker_id=worker_id,
-                    running_at=now,
-                    heartbeat_at=now,
-                    attempts=jobs.c.attempts + 1,
-                )
-                .returning(jobs.c.id)
-            ).one_or_none()
-            if row is None:
+        """The claim (see `transitions.claim_next`): the job now Running for `worker_id`."""
+        with self.tx.begin() as conn:
+            job_id = claim_next(conn, worker_id, held_instances)
+            if job_id is None:
                 return None
-            job_id = row[0]
-            self._event(conn, job_id, f"Job running on emulator worker {worker_id}")
             snapshot = self._load(conn, job_id, None)
             params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
         assert snapshot is not None
-        self._changed(job_id)
         return _with(snapshot, params=params)
 
     def heartbeat(self, worker_id: str, job_id: str) -> bool:
         """Mark a running job alive; False when it is no longer Running on this worker."""
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             result = conn.execute(
                 update(jobs)
                 .where(
@@ -522,18 +464,22 @@ class Repository:
     def complete_job(
         self, job_id: str, worker_id: str, result: str, log: Sequence[str], quantum_seconds: float
     ) -> JobSnapshot | None:
-        """Record a worker's result; None if the job was cancelled meanwhile."""
-        with self.engine.begin() as conn:
+        """Record a worker's result and its log lines in one transaction; None if the job was
+        cancelled (or taken from this worker) meanwhile."""
+        with self.tx.begin() as conn:
+            done = transition(
+                conn,
+                job_id,
+                outcome(End.COMPLETED, seconds=quantum_seconds),
+                held_by=worker_id,
+                result=result,
+                quantum_seconds=quantum_seconds,
+            )
+            if not done:
+                return None
             for line in log:
-                self._event(conn, job_id, line)
-        return self.transition(
-            job_id,
-            JobState.COMPLETED,
-            held_by=worker_id,
-            message=f"Job completed in {quantum_seconds:.3f} s of simulation",
-            result=result,
-            quantum_seconds=quantum_seconds,
-        )
+                log_event(conn, job_id, line)
+            return self._load(conn, job_id, None)
 
     def requeue(
         self, job_id: str, message: str, *, held_by: str | None, count_attempt: bool
@@ -543,62 +489,69 @@ class Repository:
         The claim counted an attempt; `count_attempt=False` gives it back, for a run that ended
         through no fault of the job (the server shutting down gracefully).
         """
-        values: dict[str, Any] = {"worker_id": None, "running_at": None, "heartbeat_at": None}
+        values: dict[str, Any] = dict(_REQUEUED)
         if not count_attempt:
             values["attempts"] = case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0)
         return self.transition(job_id, JobState.QUEUED, held_by=held_by, message=message, **values)
 
-    def recover_interrupted(self, max_attempts: int, stale_after: timedelta) -> list[JobSnapshot]:
-        """Requeue (or fail, past `max_attempts`) Running jobs whose worker stopped beating.
+    def requeue_outcome(
+        self, job_id: str, ended: Outcome, *, held_by: str | None
+    ) -> JobSnapshot | None:
+        """`requeue` for a requeueing row of the outcome table (its message and attempt rule)."""
+        message, _, _ = ended.render()
+        return self.requeue(job_id, message, held_by=held_by, count_attempt=ended.counts_attempt)
 
-        Their attempt counts: the run ended without a word from its worker (a killed server).
-        A graceful stop requeues its jobs itself, giving the attempt back (see `requeue`).
+    def recover_interrupted(self, max_attempts: int, stale_after: timedelta) -> list[JobSnapshot]:
+        """Requeue (or fail, past `max_attempts`) Running jobs whose heartbeat is older than
+        `stale_after`: their worker is gone, whichever node ran it.
+
+        Each change is guarded by the same staleness in its UPDATE, so a job whose worker beats
+        again meanwhile is left alone. The attempt counts: the run ended without a word from
+        its worker (a killed server). A graceful stop requeues its jobs itself, giving the
+        attempt back (see `requeue`).
         """
         cutoff = utcnow() - stale_after
+        stale = or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < cutoff)
         with self._read() as conn, conn.begin():
-            stale = conn.execute(
-                select(jobs.c.id, jobs.c.attempts, sessions.c.closed_at)
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.attempts, jobs.c.worker_id, sessions.c.closed_at)
                 .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
-                .where(
-                    jobs.c.state == JobState.RUNNING.value,
-                    (jobs.c.heartbeat_at.is_(None)) | (jobs.c.heartbeat_at < cutoff),
-                )
+                .where(jobs.c.state == JobState.RUNNING.value, stale)
             ).all()
         recovered: list[JobSnapshot] = []
-        for job_id, attempts, session_closed_at in stale:
+        for job_id, attempts, worker_id, session_closed_at in rows:
             if session_closed_at is not None:
                 # Its session closed while it ran: it may finish, but it cannot queue again
                 # (a closed session holds no queued jobs), so it ends like them.
-                snap = self.transition(
-                    job_id,
-                    JobState.FAILED,
-                    message="Job failed: interrupted after its session closed",
-                    reason="The emulator stopped while this job was running, and its session "
-                    "has closed since, so it cannot run again.",
-                    reason_code=1217,
-                    reason_solution="Submit the job again, in a new session or batch.",
-                )
+                end: Outcome | JobState = outcome(End.INTERRUPTED_AFTER_SESSION_CLOSED)
+                values: dict[str, Any] = {}
             elif attempts >= max_attempts:
-                snap = self.transition(
-                    job_id,
-                    JobState.FAILED,
-                    message="Job failed: its worker stopped while running it, too many times",
-                    reason="The emulator stopped while this job was running "
-                    f"({attempts} attempts); it was not retried again.",
-                    reason_code=1517,
-                    reason_solution="Submit the job again.",
-                )
+                end, values = outcome(End.WORKER_LOST, attempts=attempts), {}
             else:
-                snap = self.requeue(
-                    job_id,
-                    "Job requeued: the emulator stopped while running it "
-                    f"(attempt {attempts} of {max_attempts})",
-                    held_by=None,
-                    count_attempt=True,
+                end = outcome(
+                    End.REQUEUED_WORKER_LOST, attempts=attempts, max_attempts=max_attempts
                 )
+                values = dict(_REQUEUED)
+            snap = self.transition(job_id, end, held_by=worker_id, when=[stale], **values)
             if snap is not None:
                 recovered.append(snap)
         return recovered
+
+    def beat(self, worker_ids: Collection[str]) -> int:
+        """Heartbeat every Running job of these workers (one statement per node and beat)."""
+        if not worker_ids:
+            return 0
+        with self.tx.begin() as conn:
+            return int(
+                conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.worker_id.in_(list(worker_ids)),
+                        jobs.c.state == JobState.RUNNING.value,
+                    )
+                    .values(heartbeat_at=utcnow())
+                ).rowcount
+            )
 
     def count_by_state(self) -> dict[str, int]:
         with self._read() as conn, conn.begin():
@@ -619,12 +572,12 @@ class Repository:
 
     def note_poll(self, owner: Owner, job_id: str) -> bool:
         """Count a status poll of a held job; True when it released the job (manual mode)."""
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             released = conn.execute(
                 update(jobs)
                 .where(
                     jobs.c.id == job_id,
-                    *_owned_by(owner),
+                    *owned_by(owner),
                     jobs.c.held == true(),
                     jobs.c.release_after_polls.is_not(None),
                     jobs.c.state == JobState.QUEUED.value,
@@ -637,7 +590,7 @@ class Repository:
             ).one_or_none()
             if released is None or released[0]:
                 return False
-            self._event(conn, job_id, "Job released after its status polls")
+            log_event(conn, job_id, "Job released after its status polls")
         return True
 
     def release(self, job_id: str | None = None, backend: str | None = None) -> list[str]:
@@ -647,7 +600,7 @@ class Repository:
             conditions.append(jobs.c.id == job_id)
         if backend is not None:
             conditions.append(jobs.c.backend == backend)
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             ids = list(
                 conn.execute(
                     update(jobs).where(*conditions).values(held=False).returning(jobs.c.id)
@@ -656,14 +609,14 @@ class Repository:
                 .all()
             )
             for released in ids:
-                self._event(conn, released, "Job released through the control plane")
+                log_event(conn, released, "Job released through the control plane")
         return ids
 
     def reset(self, instance: str | None = None) -> list[str]:
         """Delete every job and session (of one instance); the ids that were Running."""
         job_scope = [] if instance is None else [jobs.c.instance == instance]
         session_scope = [] if instance is None else [sessions.c.instance == instance]
-        with self.engine.begin() as conn:
+        with self.tx.begin() as conn:
             running = list(
                 conn.execute(
                     select(jobs.c.id).where(*job_scope, jobs.c.state == JobState.RUNNING.value)
@@ -744,8 +697,6 @@ class Repository:
         return {crn for crn, limit in limits.items() if used.get(crn, 0.0) >= limit}
 
 
-def _owned_by(owner: Owner) -> tuple[Any, ...]:
-    return (jobs.c.instance == owner.instance, jobs.c.api == owner.api.value)
 
 
 def _with(snapshot: JobSnapshot, **changes: Any) -> JobSnapshot:

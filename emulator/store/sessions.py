@@ -18,6 +18,7 @@ from emulator.domain.errors import (
     UnknownSessionInRequest,
 )
 from emulator.domain.jobs import PENDING, JobState, utcnow
+from emulator.domain.outcomes import End, outcome
 from emulator.domain.sessions import (
     SessionJobs,
     SessionMode,
@@ -29,8 +30,7 @@ from emulator.domain.sessions import (
 )
 from emulator.store.jobs import Repository
 from emulator.store.tables import jobs, sessions
-
-REASON_SESSION_CLOSED = 1217
+from emulator.store.transitions import transition
 
 
 class SessionStore:
@@ -46,7 +46,7 @@ class SessionStore:
         self, session_id: str, instance: str, backend: str, mode: SessionMode, max_ttl: int
     ) -> SessionSnapshot:
         now = utcnow()
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             conn.execute(
                 insert(sessions).values(
                     id=session_id,
@@ -63,13 +63,13 @@ class SessionStore:
 
     def get(self, instance: str, session_id: str) -> SessionSnapshot:
         """A session of `instance`, closed first if it is due."""
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             return self._settled(conn, session_id, instance, utcnow())
 
     def all(self, limit: int = 100) -> list[SessionSnapshot]:
         """The newest sessions of every instance, settled (for the control plane)."""
         now = utcnow()
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             rows = conn.execute(
                 select(sessions).order_by(sessions.c.created_at.desc()).limit(limit)
             ).all()
@@ -80,7 +80,7 @@ class SessionStore:
     def set_accepting(self, instance: str, session_id: str, accepting: bool) -> SessionSnapshot:
         """`PATCH`: stop (or resume) accepting jobs; with none left the session closes now."""
         now = utcnow()
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             current = self._settled(conn, session_id, instance, now)
             if not current.closed:
                 conn.execute(
@@ -93,7 +93,7 @@ class SessionStore:
     def cancel(self, instance: str, session_id: str) -> SessionSnapshot:
         """`DELETE …/close`: close now; queued jobs never run, running ones finish."""
         now = utcnow()
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             current = self._settled(conn, session_id, instance, now)
             if not current.closed:
                 self._close(conn, session_id, "cancelled by the client", now, fail_queued=False)
@@ -124,7 +124,7 @@ class SessionStore:
     def settle_all(self) -> int:
         """Close every session that is due; the number closed."""
         now = utcnow()
-        with self.repo.engine.begin() as conn:
+        with self.repo.tx.begin() as conn:
             open_sessions = conn.execute(
                 select(sessions).where(sessions.c.closed_at.is_(None))
             ).all()
@@ -196,23 +196,9 @@ class SessionStore:
             .scalars()
             .all()
         )
-        to = JobState.FAILED if fail_queued else JobState.CANCELLED
-        message = f"Session {session_id} closed before the job ran: {reason}"
+        end = End.SESSION_EXPIRED if fail_queued else End.SESSION_CANCELLED
         for job_id in queued:
-            changed = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
-                .values(
-                    state=to.value,
-                    finished_at=now,
-                    reason=message,
-                    reason_code=REASON_SESSION_CLOSED,
-                    reason_solution="Submit the job again, in a new session or batch.",
-                )
-            ).rowcount
-            if changed:
-                self.repo._event(conn, job_id, message, "ERROR" if fail_queued else "INFO")
-                self.repo._changed(job_id)
+            transition(conn, job_id, outcome(end, session_id=session_id, why=reason), when=[])
 
 
 def _session_jobs(conn: Connection, session_id: str) -> SessionJobs:

@@ -15,6 +15,7 @@ from emulator.domain.backends import ServedBackend
 from emulator.domain.controls import BackendState
 from emulator.domain.errors import InvalidRequest
 from emulator.domain.jobs import JobEvent, JobSnapshot, JobState, isoformat
+from emulator.domain.outcomes import RAN_TOO_LONG
 from emulator.domain.sessions import SessionSnapshot, SessionState
 
 # The client treats only these five values as meaningful; anything else is polled forever.
@@ -25,7 +26,6 @@ STATUS = {
     JobState.FAILED: "Failed",
     JobState.CANCELLED: "Cancelled",
 }
-RAN_TOO_LONG = 1305
 log = logging.getLogger("emulator.api.runtime")
 USER_ID = "emulator-user"
 
