@@ -1,5 +1,8 @@
-"""Direct Access API at the HTTP level: every documented status code, lanes, reservations,
-storage through presigned URLs, timeouts."""
+"""Direct Access API at the HTTP level, against a server: jobs that run, storage through
+presigned URLs, timeouts, a slow body.
+
+Status codes and envelopes that need no worker are in tests/inprocess.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qiskit_ibm_runtime.fake_provider import FakeFez
 
 from tests.circuits import long_running_circuit
-from tests.conftest import CRN_B, INSTANCES, bearer
+from tests.conftest import INSTANCES, bearer
 from tests.objects import ObjectServer, object_server
 from tests.support import EmulatorServer, wait_until
 
@@ -122,52 +125,8 @@ def assert_error(response: httpx.Response, status: int, code: str, *words: str) 
         assert word in body["errors"][0]["message"], body
 
 
-# -- versions, auth, backends ------------------------------------------------------------------
-
-
-def test_versions_need_no_token(da_server: EmulatorServer) -> None:
-    assert httpx.get(da_server.url + "/version").json() == {"version": "2025-08-15"}
-    assert "2025-08-15" in httpx.get(da_server.url + "/versions").json()["versions"]
-
-
-@pytest.mark.parametrize("authorization", [None, "Bearer nonsense", "Basic x"])
-def test_bad_credentials_are_401(da_server: EmulatorServer, authorization: str | None) -> None:
-    headers = {} if authorization is None else {"Authorization": authorization}
-    assert_error(httpx.get(da_server.url + "/v1/backends", headers=headers), 401, "1201")
-
-
-def test_unknown_service_crn_is_401_1200(da: httpx.Client) -> None:
-    assert_error(da.get("/v1/backends", headers={"Service-CRN": "crn:v1:nope::"}), 401, "1200")
-
-
-def test_backends_with_status_and_reservation_lock(da: httpx.Client) -> None:
-    backends = {b["name"]: b for b in da.get("/v1/backends").json()["backends"]}
-    assert set(backends) == {"ibm_brisbane", "ibm_fez", "fake_manila"}  # no mock_* twins
-    assert backends["fake_manila"] == {
-        "name": "fake_manila",
-        "status": "online",
-        "message": "available",
-        "version": backends["fake_manila"]["version"],
-        "locked": False,
-    }
-    assert backends["ibm_brisbane"]["locked"] is True  # reserved for team-b now
-    assert backends["ibm_fez"]["locked"] is False  # reservation only in the future
-    owner_view = da.get("/v1/backends/ibm_brisbane", headers={"Service-CRN": CRN_B}).json()
-    assert owner_view["locked"] is False
-
-
-def test_backend_documents_and_lanes(da: httpx.Client) -> None:
-    assert da.get("/v1/backends/ibm_fez/configuration").json()["n_qubits"] == 156
-    assert da.get("/v1/backends/ibm_fez/properties").json()["qubits"]
-    assert da.get("/v1/backends/ibm_fez/defaults").json() == {}
-    lanes = da.get("/v1/backends/ibm_fez/lanes").json()
-    assert lanes == {"hpc_workload_manager": {"lanes": 50}, "ibm_quantum_compute": {"lanes": 0}}
-
-
-@pytest.mark.parametrize("suffix", ["", "/configuration", "/properties", "/defaults", "/lanes"])
-def test_unknown_backend_is_404_1216(da: httpx.Client, suffix: str) -> None:
-    assert_error(da.get(f"/v1/backends/ibm_nowhere{suffix}"), 404, "1216", "ibm_nowhere")
-    assert_error(da.get(f"/v1/backends/mock_fez{suffix}"), 404, "1216")
+# Versions, auth, backends, reservations, lanes and the submit status codes that need no worker
+# run in-process: tests/inprocess/test_direct_access_envelopes.py (with this server's settings).
 
 
 # -- POST /v1/jobs status codes ------------------------------------------------------------------
@@ -205,58 +164,6 @@ def test_logs_follow_the_log_level(da: httpx.Client, objects: ObjectServer) -> N
     assert objects.objects[f"/logs/{job_id}"] == b""  # nothing at error level for a success
 
 
-def test_malformed_json_is_400(da: httpx.Client) -> None:
-    response = da.post("/v1/jobs", content=b"{nope", headers={"Content-Type": "application/json"})
-    assert_error(response, 400, "1400", "body")
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"id": ""}, "id"),
-        ({"id": "x" * 257}, "id"),
-        ({"backend": None}, "backend"),
-        ({"program_id": "executor"}, "program_id"),
-        ({"timeout_secs": 0}, "timeout_secs"),
-        ({"timeout_secs": "10"}, "timeout_secs"),
-        ({"timeout_secs": None}, "timeout_secs"),
-        ({"log_level": "verbose"}, "log_level"),
-        ({"storage": None}, "storage"),
-        (
-            {"storage": {"input": {"type": "s3_compatible", "presigned_url": "http://x/i"}}},
-            "storage.results",
-        ),
-        ({"storage": {"input": {"type": "ftp"}, "results": {}}}, "storage.input.type"),
-        ({"storage": {"input": {"type": "ibmcloud_cos"}, "results": {}}}, "storage.input.type"),
-        (
-            {"storage": {"input": {"type": "s3_compatible"}, "results": {}}},
-            "storage.input.presigned_url",
-        ),
-    ],
-)
-def test_schema_violations_are_422_naming_the_field(
-    da: httpx.Client, objects: ObjectServer, change: dict[str, Any], field: str
-) -> None:
-    body = {k: v for k, v in {**job_body(objects), **change}.items() if v is not None}
-    assert_error(da.post("/v1/jobs", json=body), 422, "1422", field)
-    assert da.get(f"/v1/jobs/{body.get('id', 'x')}").status_code == 404 or not body.get("id")
-
-
-def test_unknown_backend_on_submit_is_404(da: httpx.Client, objects: ObjectServer) -> None:
-    assert_error(da.post("/v1/jobs", json=job_body(objects, "ibm_nowhere")), 404, "1216")
-
-
-def test_duplicate_id_is_409(da: httpx.Client, objects: ObjectServer) -> None:
-    job_id = submit(da, objects)
-    body = job_body(objects, id=job_id)
-    assert_error(da.post("/v1/jobs", json=body), 409, "1231", job_id)
-
-
-def test_oversized_body_is_413(da: httpx.Client, objects: ObjectServer) -> None:
-    body = job_body(objects, padding="x" * (2 * 1024 * 1024))
-    assert_error(da.post("/v1/jobs", json=body), 413, "1413")
-
-
 def _length(response: bytes) -> int:
     head = response.split(b"\r\n\r\n", 1)[0].decode().lower()
     for line in head.split("\r\n"):
@@ -285,43 +192,7 @@ def test_slow_body_is_408(da_server: EmulatorServer) -> None:
     assert '"code":"1408"' in answer.replace(" ", "")
 
 
-def test_reserved_backend_is_423_except_for_its_owner(
-    da: httpx.Client, objects: ObjectServer
-) -> None:
-    body = job_body(objects, "ibm_brisbane")
-    assert_error(da.post("/v1/jobs", json=body), 423, "1233")
-    owner = {"Service-CRN": CRN_B}
-    assert (
-        da.post("/v1/jobs", json=job_body(objects, "ibm_brisbane"), headers=owner).status_code
-        == 204
-    )
-
-
-def test_future_reservation_does_not_refuse_now(da: httpx.Client, objects: ObjectServer) -> None:
-    assert da.post("/v1/jobs", json=job_body(objects, "ibm_fez")).status_code == 204
-
-
 # -- job endpoints ---------------------------------------------------------------------------------
-
-
-def test_list_is_ascending_and_only_the_callers(da: httpx.Client, objects: ObjectServer) -> None:
-    first = submit(da, objects)
-    second = submit(da, objects)
-    mine = [j["id"] for j in da.get("/v1/jobs").json()["jobs"]]
-    assert mine.index(first) < mine.index(second)
-    theirs = [j["id"] for j in da.get("/v1/jobs", headers={"Service-CRN": CRN_B}).json()["jobs"]]
-    assert first not in theirs
-    assert_error(da.get(f"/v1/jobs/{first}", headers={"Service-CRN": CRN_B}), 404, "1291")
-
-
-def test_runtime_jobs_are_not_direct_access_jobs(
-    da_server: EmulatorServer, da: httpx.Client
-) -> None:
-    runtime = httpx.Client(base_url=da_server.url + "/api/v1", headers=bearer(da_server.url))
-    body = json.loads((FIXTURES / "post_jobs_sampler_body.json").read_text())
-    job_id = runtime.post("/jobs", json=body).json()["id"]
-    assert_error(da.get(f"/v1/jobs/{job_id}"), 404, "1291")
-    assert job_id not in [j["id"] for j in da.get("/v1/jobs").json()["jobs"]]
 
 
 def test_cancel_and_delete_status_codes(da: httpx.Client, objects: ObjectServer) -> None:
@@ -442,36 +313,3 @@ def test_refused_result_upload_fails_the_job(da: httpx.Client, objects: ObjectSe
     finally:
         objects.refuse_puts = False
     assert job["status"] == "Failed" and "HTTP 403" in job["reason_message"]
-
-
-# -- lanes ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("rule", ["all", "running"])
-def test_lanes_fill_and_free(tmp_path: Path, rule: str) -> None:
-    server = EmulatorServer(tmp_path, "--lane-rule", rule, workers=0).start()
-    try:
-        with (
-            httpx.Client(base_url=server.url, headers=bearer(server.url)) as client,
-            object_server() as objs,
-        ):
-            ids = []
-            for _ in range(5):
-                body = job_body(objs)
-                assert client.post("/v1/jobs", json=body).status_code == 204
-                ids.append(body["id"])
-            assert_error(client.post("/v1/jobs", json=job_body(objs)), 429, "1232", "fake_manila")
-            # the check order puts a duplicate id before the lane check
-            assert_error(client.post("/v1/jobs", json=job_body(objs, id=ids[0])), 409, "1231")
-            # lanes are per backend
-            assert client.post("/v1/jobs", json=job_body(objs, "ibm_fez")).status_code == 204
-            assert client.post(f"/v1/jobs/{ids[0]}/cancel").status_code == 204
-            cancelled_frees = client.post("/v1/jobs", json=job_body(objs)).status_code
-            if rule == "all":
-                assert cancelled_frees == 429  # a terminated job holds its lane until deleted
-                assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 204
-                assert client.post("/v1/jobs", json=job_body(objs)).status_code == 204
-            else:
-                assert cancelled_frees == 204  # only running jobs hold lanes
-    finally:
-        server.stop()
