@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,6 +11,13 @@ from enum import StrEnum
 
 from dateutil.parser import isoparse
 
+from emulator.domain.errors import (
+    DuplicateJobId,
+    LanesFull,
+    PendingJobsLimit,
+    SubmissionRateLimited,
+    UsageLimitReached,
+)
 from emulator.domain.jobs import JobState, naive_utc
 
 
@@ -180,3 +188,55 @@ class InstanceLimits:
     def active(self) -> bool:
         refuses_on_usage = self.usage.action is UsageAction.REFUSE and bool(self.usage.seconds)
         return self.max_pending > 0 or self.per_minute > 0 or refuses_on_usage
+
+
+# -- decisions, as pure functions of what the submission's transaction read -------------------
+
+
+@dataclass(frozen=True)
+class InstanceActivity:
+    """What an instance's limits are judged on, read in the submission's transaction."""
+
+    pending: int = 0
+    recent: tuple[datetime, ...] = ()
+    """Creation times of its jobs in the last minute, oldest first."""
+    consumed: float = 0.0
+    """Execution seconds this usage period."""
+
+
+def check_instance_limits(
+    activity: InstanceActivity, limits: InstanceLimits, instance: str, now: datetime
+) -> None:
+    """Refuse a Runtime submission past its instance's limits: pending jobs (429), usage (409),
+    submission rate (429). Limits first: a client over them learns that, whatever else."""
+    if limits.max_pending > 0 and activity.pending >= limits.max_pending:
+        raise PendingJobsLimit(
+            f"You have reached the maximum of {limits.max_pending} pending jobs "
+            "(queued or running); wait for one to finish or cancel one.",
+            limits.pending_retry_after,
+        )
+    limit = limits.usage.limit_for(instance)
+    if limit is not None and limits.usage.refuses(instance) and activity.consumed >= limit:
+        _, end = usage_period(now)
+        raise UsageLimitReached(
+            f"You have exceeded your monthly quota: {activity.consumed:.3f} of {limit:g} "
+            f"seconds used; it resets at {end.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}."
+        )
+    if limits.per_minute > 0 and len(activity.recent) >= limits.per_minute:
+        oldest_leaves = activity.recent[len(activity.recent) - limits.per_minute]
+        wait = math.ceil((oldest_leaves + timedelta(minutes=1) - now).total_seconds())
+        raise SubmissionRateLimited(
+            f"Too many job submissions: the limit is {limits.per_minute} per minute "
+            "for this instance.",
+            wait,
+        )
+
+
+def check_direct_access_admission(
+    job_id: str, exists: bool, backend: str, lanes_held: int, lanes: LaneLimit
+) -> None:
+    """IBM's order after the backend checks: a new id (409), then a free lane (429)."""
+    if exists:
+        raise DuplicateJobId(job_id)
+    if lanes_held >= lanes.limit:
+        raise LanesFull(backend, lanes.limit)

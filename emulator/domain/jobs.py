@@ -132,6 +132,10 @@ class NewJob:
     storage: str | None = None
     time_limit: int | None = None
 
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.instance, self.api)
+
 
 @dataclass(frozen=True)
 class JobFilter:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from emulator.domain.errors import SessionBackendMismatch, SessionClosed, UnknownSessionInRequest
+
 
 class SessionMode(StrEnum):
     """Dedicated sessions run their jobs one at a time, ahead of others; batches in parallel."""
@@ -121,3 +123,23 @@ def open_state(jobs: SessionJobs, interactive_ttl: int, now: datetime) -> Sessio
     ):
         return SessionState.ACTIVE
     return SessionState.INACTIVE
+
+
+def check_session_admits(session: SessionSnapshot | None, session_id: str, backend: str) -> None:
+    """Refuse a job for a session that does not exist here, is closed, no longer accepts jobs,
+    or runs on another backend."""
+    if session is None:
+        raise UnknownSessionInRequest(session_id)
+    if session.closed:
+        raise SessionClosed(
+            f"Session {session_id} is closed ({session.state_reason}); it does not accept jobs."
+        )
+    if not session.accepting_jobs:
+        raise SessionClosed(
+            f"Session {session_id} is not accepting jobs: it was closed by the client and "
+            "ends when its last job ends."
+        )
+    if session.backend != backend:
+        raise SessionBackendMismatch(
+            f"Session {session_id} runs on {session.backend}, not on {backend}."
+        )

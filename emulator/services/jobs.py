@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from sqlalchemy import Connection
+from collections.abc import Callable
 
 from emulator import simulation
 from emulator.domain.admission import (
@@ -16,6 +13,8 @@ from emulator.domain.admission import (
     Reservation,
     UsageReport,
     active_reservation,
+    check_direct_access_admission,
+    check_instance_limits,
     usage_period,
 )
 from emulator.domain.backends import BackendRegistry
@@ -41,6 +40,7 @@ from emulator.domain.jobs import (
     isoformat,
     utcnow,
 )
+from emulator.domain.sessions import check_session_admits
 from emulator.domain.storage_urls import StoragePolicy
 from emulator.services.hooks import ExecutionHooks, NoExecution
 from emulator.services.watch import JobWatch
@@ -98,10 +98,8 @@ class JobService:
             )
         except simulation.InvalidParams as exc:
             raise InvalidRequest(exc.field, exc.message) from exc
-        admit = runtime_admission(
-            owner, request.session_id, backend.name, self.limits, self.sessions
-        )
-        job = self.repo.create_job(
+        job = store_runtime_job(
+            self.repo,
             NewJob(
                 id=self._new_id(),
                 instance=owner.instance,
@@ -119,8 +117,9 @@ class JobService:
                 caller=request.caller,
                 time_limit=request.cost,
             ),
-            admit=admit,
-            prepare=self._prepare(),
+            self.limits,
+            self.sessions,
+            self.controls,
         )
         self.hooks.job_submitted()
         return job
@@ -141,7 +140,8 @@ class JobService:
         self._require_online(backend.name)
         if self.reserved_against(backend.name, owner.instance):
             raise BackendReserved(backend.name)
-        job = self.repo.create_job(
+        job = store_direct_access_job(
+            self.repo,
             NewJob(
                 id=request.id,
                 instance=owner.instance,
@@ -153,8 +153,8 @@ class JobService:
                 storage=json.dumps(request.storage),
                 time_limit=request.timeout_secs,
             ),
-            lanes=self.lanes,
-            prepare=self._prepare(),
+            self.lanes,
+            self.controls,
         )
         self.hooks.job_submitted()
         return job
@@ -192,9 +192,6 @@ class JobService:
                 + (f": {state.message}" if state.message else "")
                 + "; it does not accept jobs."
             )
-
-    def _prepare(self) -> Callable[[Connection, NewJob], tuple[NewJob, Mapping[str, Any]]] | None:
-        return self.controls.job_controls if self.controls else None
 
     def poll_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
         """A client's status poll: counts toward releasing a held job (manual progression)."""
@@ -293,23 +290,51 @@ def _answer_now(job: JobSnapshot) -> bool:
     return job.state.terminal or job.held
 
 
-def runtime_admission(
-    owner: Owner,
-    session_id: str | None,
-    backend: str,
+# -- units of work: one transaction that reads, decides with the domain's rules, inserts ------
+
+
+def store_runtime_job(
+    repo: Repository,
+    job: NewJob,
     limits: InstanceLimits,
-    sessions: SessionStore | None,
-) -> Callable[[Connection], None]:
-    """The checks a Runtime job passes inside its insert transaction: limits, then session."""
-
-    def admit(conn: Connection) -> None:
-        # Limits first: a client over its limits learns that, whatever else is wrong.
+    sessions: SessionStore | None = None,
+    controls: ControlStore | None = None,
+) -> JobSnapshot:
+    """Admit and store a Runtime job in one transaction: instance limits (first: a client over
+    them learns that, whatever else is wrong), then its session, then the control plane's
+    rules (consumed only by a job that is stored), then the insert. Concurrent submissions
+    therefore cannot pass a limit together or slip into a session that is closing."""
+    owner, now = job.owner, utcnow()
+    with repo.tx.begin() as conn:
         if limits.active:
-            Repository.admit_instance(conn, owner, limits)
-        if session_id and sessions is not None:
-            sessions.admit_job(conn, owner.instance, session_id, backend)
+            activity = repo.instance_activity(conn, owner, limits, now)
+            check_instance_limits(activity, limits, owner.instance, now)
+        if job.session_id and sessions is not None:
+            session = sessions.for_submission(conn, owner.instance, job.session_id)
+            check_session_admits(session, job.session_id, job.backend)
+        job, extra = controls.job_controls(conn, job) if controls else (job, {})
+        return repo.insert_job(conn, job, extra)
 
-    return admit
+
+def store_direct_access_job(
+    repo: Repository,
+    job: NewJob,
+    lanes: LaneLimit,
+    controls: ControlStore | None = None,
+) -> JobSnapshot:
+    """Admit and store a Direct Access job in one transaction, serialised per backend: the id
+    must be new, then a lane free; concurrent submissions cannot overfill a backend."""
+    with repo.tx.begin() as conn:
+        repo.lock_backend(conn, job.backend)
+        check_direct_access_admission(
+            job.id,
+            repo.job_exists(conn, job.id),
+            job.backend,
+            repo.lanes_held(conn, job.backend, job.api, lanes),
+            lanes,
+        )
+        job, extra = controls.job_controls(conn, job) if controls else (job, {})
+        return repo.insert_job(conn, job, extra)
 
 
 def failure_text(job: JobSnapshot) -> str:

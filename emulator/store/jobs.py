@@ -6,7 +6,6 @@ a write), so two racing writers — a cancel and a worker finishing — cannot b
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -30,17 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from emulator.domain.admission import InstanceLimits, LaneLimit, usage_period
+from emulator.domain.admission import InstanceActivity, InstanceLimits, LaneLimit, usage_period
 from emulator.domain.errors import (
-    DuplicateJobId,
     InvalidRequest,
     JobNotCancellable,
     JobNotFound,
     JobNotTerminal,
-    LanesFull,
-    PendingJobsLimit,
-    SubmissionRateLimited,
-    UsageLimitReached,
 )
 from emulator.domain.jobs import (
     PENDING,
@@ -52,7 +46,6 @@ from emulator.domain.jobs import (
     JobState,
     NewJob,
     Owner,
-    isoformat,
     utcnow,
 )
 from emulator.domain.outcomes import End, Outcome, outcome
@@ -144,126 +137,102 @@ class Repository:
 
     # -- create / read -----------------------------------------------------------------------
 
-    def create_job(
-        self,
-        job: NewJob,
-        lanes: LaneLimit | None = None,
-        admit: Callable[[Connection], None] | None = None,
-        prepare: Callable[[Connection, NewJob], tuple[NewJob, Mapping[str, Any]]] | None = None,
-    ) -> JobSnapshot:
-        """Store a new Queued job with its tags and a first log line.
-
-        With `lanes`, the id must be new (DuplicateJobId) and the backend must have a free
-        execution lane (LanesFull); `admit` may refuse the job by raising (e.g. its session
-        is closed). All are checked in the inserting transaction, so concurrent submissions
-        cannot overfill a backend or slip into a session that is closing. `prepare` then
-        gives the job as stored and extra column values (the control plane's), in the same
-        transaction, so a rule it consumes is consumed only by a job that was stored.
-        """
-        now = utcnow()
-        extra: Mapping[str, Any] = {}
+    def create_job(self, job: NewJob) -> JobSnapshot:
+        """Store a new Queued job in a transaction of its own (no admission checks)."""
         with self.tx.begin() as conn:
-            if lanes is not None:
-                self._admit(conn, job, lanes)
-            if admit is not None:
-                admit(conn)
-            if prepare is not None:
-                job, extra = prepare(conn, job)
-            try:
-                conn.execute(
-                    insert(jobs).values(
-                        id=job.id,
-                        instance=job.instance,
-                        program_id=job.program_id,
-                        backend=job.backend,
-                        state=JobState.QUEUED.value,
-                        params=job.params,
-                        session_id=job.session_id,
-                        log_level=job.log_level,
-                        cost=job.cost,
-                        private=job.private,
-                        runtime=job.runtime,
-                        calibration_id=job.calibration_id,
-                        caller=job.caller,
-                        api=job.api.value,
-                        storage=job.storage,
-                        time_limit=job.time_limit,
-                        created_at=now,
-                        attempts=0,
-                        **extra,
-                    )
+            return self.insert_job(conn, job)
+
+    def insert_job(
+        self, conn: Connection, job: NewJob, extra: Mapping[str, Any] | None = None
+    ) -> JobSnapshot:
+        """Insert a Queued job with its tags and a first log line, in the caller's transaction
+        (a service's unit of work: it has read and decided before; `extra` are the control
+        plane's column values)."""
+        try:
+            conn.execute(
+                insert(jobs).values(
+                    id=job.id,
+                    instance=job.instance,
+                    program_id=job.program_id,
+                    backend=job.backend,
+                    state=JobState.QUEUED.value,
+                    params=job.params,
+                    session_id=job.session_id,
+                    log_level=job.log_level,
+                    cost=job.cost,
+                    private=job.private,
+                    runtime=job.runtime,
+                    calibration_id=job.calibration_id,
+                    caller=job.caller,
+                    api=job.api.value,
+                    storage=job.storage,
+                    time_limit=job.time_limit,
+                    created_at=utcnow(),
+                    attempts=0,
+                    **(extra or {}),
                 )
-            except IntegrityError as exc:
-                raise InvalidRequest("id", f"a job with id {job.id} already exists") from exc
-            if job.tags:
-                conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
-            log_event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
-            announce(conn, job.id)
-            snapshot = self._load(conn, job.id, None)
+            )
+        except IntegrityError as exc:
+            raise InvalidRequest("id", f"a job with id {job.id} already exists") from exc
+        if job.tags:
+            conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
+        log_event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
+        announce(conn, job.id)
+        snapshot = self._load(conn, job.id, None)
         assert snapshot is not None
         return snapshot
 
+    # -- what admission decisions read (in the submission's transaction) -----------------------
+
     @staticmethod
-    def _admit(conn: Connection, job: NewJob, lanes: LaneLimit) -> None:
+    def lock_backend(conn: Connection, backend: str) -> None:
+        """Serialise submissions to one backend until the transaction ends.
+
+        SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock.
+        """
         if conn.dialect.name == "postgresql":
-            # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock.
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": job.backend})
-        if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).one_or_none() is not None:
-            raise DuplicateJobId(job.id)
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": backend})
+
+    @staticmethod
+    def job_exists(conn: Connection, job_id: str) -> bool:
+        return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).one_or_none() is not None
+
+    @staticmethod
+    def lanes_held(conn: Connection, backend: str, api: Api, lanes: LaneLimit) -> int:
+        """The backend's jobs (of one API) that hold an execution lane under `lanes.rule`."""
         held = (
             select(func.count())
             .select_from(jobs)
-            .where(jobs.c.backend == job.backend, jobs.c.api == job.api.value)
+            .where(jobs.c.backend == backend, jobs.c.api == api.value)
         )
         if lanes.rule.states is not None:
             held = held.where(jobs.c.state.in_([s.value for s in lanes.rule.states]))
-        if conn.execute(held).scalar_one() >= lanes.limit:
-            raise LanesFull(job.backend, lanes.limit)
+        return int(conn.execute(held).scalar_one())
 
     @staticmethod
-    def admit_instance(conn: Connection, owner: Owner, limits: InstanceLimits) -> None:
-        """Inside a job's insert transaction: refuse it past the instance's limits (429)."""
+    def instance_activity(
+        conn: Connection, owner: Owner, limits: InstanceLimits, now: datetime
+    ) -> InstanceActivity:
+        """Only what `limits` need: pending jobs, last minute's submissions, period usage."""
         mine = (jobs.c.instance == owner.instance, jobs.c.api == owner.api.value)
+        pending, consumed, recent = 0, 0.0, ()
         if limits.max_pending > 0:
             pending = conn.execute(
                 select(func.count())
                 .select_from(jobs)
                 .where(*mine, jobs.c.state.in_([s.value for s in PENDING]))
             ).scalar_one()
-            if pending >= limits.max_pending:
-                raise PendingJobsLimit(
-                    f"You have reached the maximum of {limits.max_pending} pending jobs "
-                    "(queued or running); wait for one to finish or cancel one.",
-                    limits.pending_retry_after,
-                )
-        limit = limits.usage.limit_for(owner.instance)
-        if limit is not None and limits.usage.refuses(owner.instance):
-            start, end = usage_period(utcnow())
-            consumed = Repository._consumed(conn, owner.instance, start)
-            if consumed >= limit:
-                raise UsageLimitReached(
-                    f"You have exceeded your monthly quota: {consumed:.3f} of {limit:g} seconds "
-                    f"used; it resets at {isoformat(end)}."
-                )
+        if limits.usage.refuses(owner.instance):
+            consumed = Repository._consumed(conn, owner.instance, usage_period(now)[0])
         if limits.per_minute > 0:
-            window_start = utcnow() - timedelta(minutes=1)
-            recent = (
+            recent = tuple(
                 conn.execute(
                     select(jobs.c.created_at)
-                    .where(*mine, jobs.c.created_at > window_start)
+                    .where(*mine, jobs.c.created_at > now - timedelta(minutes=1))
                     .order_by(jobs.c.created_at)
-                )
-                .scalars()
-                .all()
+                ).scalars()
             )
-            if len(recent) >= limits.per_minute:
-                oldest_leaves = recent[len(recent) - limits.per_minute] + timedelta(minutes=1)
-                wait = math.ceil((oldest_leaves - utcnow()).total_seconds())
-                raise SubmissionRateLimited(
-                    f"Too many job submissions: the limit is {limits.per_minute} per minute "
-                    "for this instance.",
-                    wait,
-                )
+        return InstanceActivity(pending=int(pending), recent=recent, consumed=consumed)
 
     def set_params(self, job_id: str, params: str) -> None:
         """Keep the input a Direct Access worker fetched, for inspection."""

@@ -12,10 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 
 from emulator.domain.errors import (
-    SessionBackendMismatch,
-    SessionClosed,
     SessionNotFound,
-    UnknownSessionInRequest,
 )
 from emulator.domain.jobs import PENDING, JobState, utcnow
 from emulator.domain.outcomes import End, outcome
@@ -101,25 +98,15 @@ class SessionStore:
 
     # -- rules used by job submission and the periodic settle ---------------------------------
 
-    def admit_job(self, conn: Connection, instance: str, session_id: str, backend: str) -> None:
-        """Inside a job's insert transaction: refuse it unless its session takes jobs."""
+    def for_submission(
+        self, conn: Connection, instance: str, session_id: str
+    ) -> SessionSnapshot | None:
+        """The session a job is submitted to, in the submission's write transaction; closed
+        first if it is due (so a job never slips into a session that should have closed)."""
         try:
-            session = self._settled(conn, session_id, instance, utcnow())
+            return self._settled(conn, session_id, instance, utcnow())
         except SessionNotFound:
-            raise UnknownSessionInRequest(session_id) from None
-        if session.closed:
-            raise SessionClosed(
-                f"Session {session_id} is closed ({session.state_reason}); it does not accept jobs."
-            )
-        if not session.accepting_jobs:
-            raise SessionClosed(
-                f"Session {session_id} is not accepting jobs: it was closed by the client and "
-                "ends when its last job ends."
-            )
-        if session.backend != backend:
-            raise SessionBackendMismatch(
-                f"Session {session_id} runs on {session.backend}, not on {backend}."
-            )
+            return None
 
     def settle_all(self) -> int:
         """Close every session that is due; the number closed."""

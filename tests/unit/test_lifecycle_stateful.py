@@ -38,7 +38,7 @@ from emulator.domain.errors import (
 )
 from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobState, NewJob, Owner
 from emulator.domain.sessions import SessionMode, SessionPolicy, SessionState
-from emulator.services.jobs import runtime_admission
+from emulator.services.jobs import store_runtime_job
 from emulator.store import jobs as repository_module
 from emulator.store import sessions as sessions_module
 from emulator.store.db import create_store_engine
@@ -117,9 +117,9 @@ class Lifecycle(RuleBasedStateMachine):
     )
     def submit(self, session_id: str | None, backend: str) -> Any:
         job_id = self._new_id("j")
-        admit = runtime_admission(OWNER, session_id, backend, LIMITS, self.store)
         try:
-            job = self.repo.create_job(
+            job = store_runtime_job(
+                self.repo,
                 NewJob(
                     id=job_id,
                     instance=OWNER.instance,
@@ -128,7 +128,8 @@ class Lifecycle(RuleBasedStateMachine):
                     params="{}",
                     session_id=session_id,
                 ),
-                admit=admit,
+                LIMITS,
+                self.store,
             )
         except SessionClosed:
             assert session_id is not None

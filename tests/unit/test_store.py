@@ -17,6 +17,7 @@ from emulator.domain.errors import (
 )
 from emulator.domain.jobs import Api, JobFilter, JobState, NewJob, Owner, utcnow
 from emulator.domain.sessions import SessionMode, SessionPolicy
+from emulator.services.jobs import store_runtime_job
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
@@ -229,11 +230,9 @@ def test_usage_ledger_counts_execution_seconds_of_the_period(repo: Repository) -
 def test_refuse_mode_refuses_submissions_once_the_limit_is_reached(repo: Repository) -> None:
     limits = InstanceLimits(usage=UsageLimits({A.instance: 1.0}))
 
-    def admit(conn: object) -> None:
-        Repository.admit_instance(conn, A, limits)  # type: ignore[arg-type]
-
     def submit(job_id: str) -> None:
-        repo.create_job(
+        store_runtime_job(
+            repo,
             NewJob(
                 id=job_id,
                 instance=A.instance,
@@ -242,7 +241,7 @@ def test_refuse_mode_refuses_submissions_once_the_limit_is_reached(repo: Reposit
                 backend="ibm_brisbane",
                 params="{}",
             ),
-            admit=admit,
+            limits,
         )
 
     submit("j1")
