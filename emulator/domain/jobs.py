@@ -102,6 +102,7 @@ class JobSnapshot:
     # Control plane (see emulator/control): held for manual release, a minimum run time,
     # an injected outcome (JSON), and the default sampling seed after `POST /_emulator/seed`.
     held: bool = False
+    release_after_polls: int | None = None
     min_run_seconds: float | None = None
     outcome: str | None = None
     seed: int | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from emulator import simulation
@@ -80,6 +82,7 @@ class JobService:
         self._configured_reservations = reservations
         self.hooks: ExecutionHooks = hooks or NoExecution()
         self._new_id = id_factory
+        self._polls = PollCounter()
 
     def create_job(self, owner: Owner, request: JobRequest) -> JobSnapshot:
         """Validate a submission fully, then store it Queued and wake a worker."""
@@ -194,11 +197,15 @@ class JobService:
             )
 
     def poll_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
-        """A client's status poll: counts toward releasing a held job (manual progression)."""
+        """A client's status poll: a read. A job held by manual progression until N polls is
+        released by the poll that makes N — on an explicit write path, not by the read."""
         job = self.repo.get_job(owner, job_id, with_params=with_params)
-        if job.held and job.state is JobState.QUEUED and self.repo.note_poll(owner, job_id):
-            self.hooks.job_submitted()
-            job = self.repo.get_job(owner, job_id, with_params=with_params)
+        if job.held and job.state is JobState.QUEUED and job.release_after_polls:
+            if self._polls.note(job_id) >= job.release_after_polls:
+                self._polls.forget(job_id)
+                if self.repo.release(job_id, message="Job released after its status polls"):
+                    self.hooks.job_submitted()
+                    job = self.repo.get_job(owner, job_id, with_params=with_params)
         return job
 
     async def status(
@@ -283,6 +290,28 @@ class JobService:
             period_start=start,
             period_end=end,
         )
+
+
+class PollCounter:
+    """Status polls per held job, in this process's memory (a poll is a read: it writes
+    nothing). Bounded: the oldest counts are dropped past `limit` jobs."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def note(self, job_id: str) -> int:
+        with self._lock:
+            count = self._counts.pop(job_id, 0) + 1
+            self._counts[job_id] = count
+            while len(self._counts) > self._limit:
+                self._counts.popitem(last=False)
+            return count
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._counts.pop(job_id, None)
 
 
 def _answer_now(job: JobSnapshot) -> bool:

@@ -95,6 +95,7 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
         storage=m["storage"],
         time_limit=m["time_limit"],
         held=bool(m["held"]),
+        release_after_polls=m["release_after_polls"],
         min_run_seconds=m["min_run_seconds"],
         outcome=m["outcome"],
         seed=m["seed"],
@@ -539,30 +540,12 @@ class Repository:
 
     # -- control plane -------------------------------------------------------------------------
 
-    def note_poll(self, owner: Owner, job_id: str) -> bool:
-        """Count a status poll of a held job; True when it released the job (manual mode)."""
-        with self.tx.begin() as conn:
-            released = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    *owned_by(owner),
-                    jobs.c.held == true(),
-                    jobs.c.release_after_polls.is_not(None),
-                    jobs.c.state == JobState.QUEUED.value,
-                )
-                .values(
-                    polls=jobs.c.polls + 1,
-                    held=jobs.c.polls + 1 < jobs.c.release_after_polls,
-                )
-                .returning(jobs.c.held)
-            ).one_or_none()
-            if released is None or released[0]:
-                return False
-            log_event(conn, job_id, "Job released after its status polls")
-        return True
-
-    def release(self, job_id: str | None = None, backend: str | None = None) -> list[str]:
+    def release(
+        self,
+        job_id: str | None = None,
+        backend: str | None = None,
+        message: str = "Job released through the control plane",
+    ) -> list[str]:
         """Release held Queued jobs (one, one backend's, or all); the ids released."""
         conditions = [jobs.c.held == true(), jobs.c.state == JobState.QUEUED.value]
         if job_id is not None:
@@ -578,7 +561,7 @@ class Repository:
                 .all()
             )
             for released in ids:
-                log_event(conn, released, "Job released through the control plane")
+                log_event(conn, released, message)
         return ids
 
     def reset(self, instance: str | None = None) -> list[str]:

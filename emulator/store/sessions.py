@@ -59,18 +59,24 @@ class SessionStore:
             return self._settled(conn, session_id, instance, now)
 
     def get(self, instance: str, session_id: str) -> SessionSnapshot:
-        """A session of `instance`, closed first if it is due."""
-        with self.repo.tx.begin() as conn:
-            return self._settled(conn, session_id, instance, utcnow())
+        """A session of `instance` as it is now: one that is due to close reads as closed,
+        but a read changes nothing (the settler, or the next write, closes it)."""
+        with self.repo.engine.connect().execution_options(read_only=True) as conn, conn.begin():
+            row = conn.execute(
+                select(sessions).where(sessions.c.id == session_id, sessions.c.instance == instance)
+            ).one_or_none()
+            if row is None:
+                raise SessionNotFound(session_id)
+            return self._settle_row(conn, row, utcnow(), write=False)
 
     def all(self, limit: int = 100) -> list[SessionSnapshot]:
-        """The newest sessions of every instance, settled (for the control plane)."""
+        """The newest sessions of every instance as they are now (for the control plane)."""
         now = utcnow()
-        with self.repo.tx.begin() as conn:
+        with self.repo.engine.connect().execution_options(read_only=True) as conn, conn.begin():
             rows = conn.execute(
                 select(sessions).order_by(sessions.c.created_at.desc()).limit(limit)
             ).all()
-            return [self._settle_row(conn, row, now) for row in rows]
+            return [self._settle_row(conn, row, now, write=False) for row in rows]
 
     # -- client changes ------------------------------------------------------------------------
 
@@ -133,7 +139,10 @@ class SessionStore:
             raise SessionNotFound(session_id)
         return self._settle_row(conn, row, now)
 
-    def _settle_row(self, conn: Connection, row: Row[Any], now: datetime) -> SessionSnapshot:
+    def _settle_row(
+        self, conn: Connection, row: Row[Any], now: datetime, *, write: bool = True
+    ) -> SessionSnapshot:
+        """The session as of `now`; one that is due closes (`write`) or reads as closed."""
         m = row._mapping
         summary = _session_jobs(conn, m["id"])
         closed_at, reason = m["closed_at"], m["state_reason"]
@@ -143,9 +152,10 @@ class SessionStore:
             )
             if due is not None:
                 reason, fail_queued = due
-                self._close(conn, m["id"], reason, now, fail_queued=fail_queued)
                 closed_at = now
-                summary = _session_jobs(conn, m["id"])
+                if write:
+                    self._close(conn, m["id"], reason, now, fail_queued=fail_queued)
+                    summary = _session_jobs(conn, m["id"])
         state = (
             SessionState.CLOSED
             if closed_at is not None

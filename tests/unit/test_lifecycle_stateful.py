@@ -1,9 +1,13 @@
 """Hypothesis stateful test: no sequence of calls leaves a job or a session in an impossible state.
 
 Drives the real store (SQLite file), the real session rules and the real Runtime admission
-(the same closure `POST /jobs` uses) with random interleavings of client calls, worker
-actions, a crash-and-restart and the passing of time. The clock is the test's: sessions
-expire by time, and a test must not wait for that.
+(the unit of work `POST /jobs` uses) with random interleavings of client calls, worker
+actions, direct calls of the transition function, a crash-and-restart and the passing of time.
+The clock is the test's: sessions expire by time, and a test must not wait for that.
+
+SQLite triggers watch the store: one records every change of a job's state, another counts
+every write. So the test proves that every state change went through `transition()` or the
+claim (their successful calls are counted) and that reads write nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from emulator.domain.errors import (
     SessionBackendMismatch,
     SessionClosed,
 )
-from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobState, NewJob, Owner
+from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobFilter, JobState, NewJob, Owner
 from emulator.domain.sessions import SessionMode, SessionPolicy, SessionState
+from emulator.services import jobs as services_module
 from emulator.services.jobs import store_runtime_job
 from emulator.store import jobs as repository_module
 from emulator.store import sessions as sessions_module
+from emulator.store import transitions as transitions_module
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
@@ -74,15 +80,41 @@ class Lifecycle(RuleBasedStateMachine):
         self._dir = TemporaryDirectory()
         self.clock = Clock()
         self._patch = pytest.MonkeyPatch()
-        for module in (repository_module, sessions_module):
+        for module in (repository_module, sessions_module, transitions_module, services_module):
             self._patch.setattr(module, "utcnow", self.clock)
+        self.calls = 0  # successful calls of transition() and of the claim
+        counted_transition = self._counted(transitions_module.transition)
+        counted_claim = self._counted(transitions_module.claim_next)
+        for module in (repository_module, sessions_module, transitions_module):
+            if hasattr(module, "transition"):
+                self._patch.setattr(module, "transition", counted_transition)
+        self._patch.setattr(repository_module, "claim_next", counted_claim)
         engine = create_store_engine(f"sqlite:///{Path(self._dir.name) / 'store.db'}")
+        with engine.begin() as conn:
+            for statement in WATCHERS:
+                conn.exec_driver_sql(statement)
         self.repo = Repository(engine)
         self.store = SessionStore(self.repo, POLICY)
         self.counter = 0
         self.seen: dict[str, JobState] = {}  # last observed state of every job
         self.closed_at: dict[str, datetime] = {}  # sessions observed closed
         self.deleted: set[str] = set()
+
+    def _counted(self, function: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = function(*args, **kwargs)
+            if result:  # True from transition(), a job id from the claim
+                self.calls += 1
+            return result
+
+        return counted
+
+    def _watched(self) -> tuple[int, int]:
+        """(state changes recorded by the trigger, writes counted by the triggers)."""
+        with self.repo.engine.connect() as conn:
+            changes = conn.exec_driver_sql("SELECT count(*) FROM state_changes").scalar_one()
+            writes = conn.exec_driver_sql("SELECT n FROM writes").scalar_one()
+        return int(changes), int(writes)
 
     def teardown(self) -> None:
         self._patch.undo()
@@ -194,9 +226,33 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(session_id=session_ids)
     def read_session(self, session_id: str) -> None:
+        before = self._watched()
         session = self.store.get(OWNER.instance, session_id)
         if session.closed:
             assert session.state is SessionState.CLOSED and not session.accepting_jobs
+        self.store.all()
+        assert self._watched() == before, "a session read wrote to the store"
+
+    @rule(job_id=job_ids)
+    def read_job(self, job_id: str) -> None:
+        before = self._watched()
+        try:
+            self.repo.get_job(OWNER, job_id, with_params=True)
+            self.repo.get_events(OWNER, job_id)
+            self.repo.get_result(OWNER, job_id)
+        except JobNotFound:
+            assert job_id in self.deleted or job_id not in self.seen
+        self.repo.list_jobs(OWNER, JobFilter(limit=50))
+        assert self._watched() == before, "a job read wrote to the store"
+
+    @rule(job_id=job_ids, to=st.sampled_from(sorted(TERMINAL)))
+    def transition_directly(self, job_id: str, to: JobState) -> None:
+        """The transition function itself, in a transaction of the test's: it moves a job
+        only along ALLOWED_FROM."""
+        row = next((r for r in self._rows() if r["id"] == job_id), None)
+        with self.repo.tx.begin() as conn:
+            moved = repository_module.transition(conn, job_id, to, reason="directly")
+        assert moved == (row is not None and JobState(row["state"]) in ALLOWED_FROM[to])
 
     # -- workers, the server and time -----------------------------------------------------
 
@@ -298,8 +354,29 @@ class Lifecycle(RuleBasedStateMachine):
                 assert s["id"] not in self.closed_at, f"closed session {s['id']} reopened"
 
     @invariant()
+    def every_state_change_went_through_the_transition_function(self) -> None:
+        changes, _ = self._watched()
+        assert changes == self.calls, f"{changes} state changes, {self.calls} transitions"
+
+    @invariant()
     def pending_jobs_never_exceed_the_limit(self) -> None:
         assert self._pending_count() <= LIMITS.max_pending
+
+
+WATCHERS = (
+    "CREATE TABLE state_changes (job_id TEXT, old TEXT, new TEXT)",
+    "CREATE TRIGGER job_state_changed AFTER UPDATE OF state ON jobs "
+    "WHEN OLD.state IS NOT NEW.state BEGIN "
+    "INSERT INTO state_changes VALUES (NEW.id, OLD.state, NEW.state); END",
+    "CREATE TABLE writes (n INTEGER NOT NULL)",
+    "INSERT INTO writes VALUES (0)",
+    *(
+        f"CREATE TRIGGER counted_{table}_{action} AFTER {action} ON {table} "
+        "BEGIN UPDATE writes SET n = n + 1; END"
+        for table in ("jobs", "sessions", "job_events", "job_tags")
+        for action in ("INSERT", "UPDATE", "DELETE")
+    ),
+)
 
 
 def _reachable_from(state: JobState) -> set[JobState]:
