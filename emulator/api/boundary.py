@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,36 @@ from emulator.services.access import AccessPolicy
 log = logging.getLogger("emulator.api")
 
 Renderer = Callable[[Request, Exception], Response]
+T = TypeVar("T")
+
+
+def lookup(table: Mapping[type[BaseException], T], exc: BaseException) -> T | None:
+    """`table`'s entry for the most specific class of `exc` (by its MRO, so the order of the
+    table does not matter); None when no class of `exc` is in it."""
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return None
+
+
+def renderer(
+    table: Mapping[type[BaseException], tuple[int, str]],
+    build: Callable[[int, str, str, Exception], Response],
+) -> Renderer:
+    """An API's error renderer: its table of (status, code) per error class and its envelope
+    (`build(status, code, message, exc)`). Starlette's HTTP errors (404, 405) keep their
+    status; any other exception is a 500 in the same envelope."""
+
+    def render(request: Request, exc: Exception) -> Response:
+        found = lookup(table, exc)
+        if found is not None:
+            return build(found[0], found[1], str(exc), exc)
+        if isinstance(exc, HTTPException):
+            detail = "Not found." if exc.status_code == 404 else str(exc.detail)
+            return build(exc.status_code, str(exc.status_code), detail, exc)
+        return build(500, "1500", "Internal error in the emulator; see its log.", exc)
+
+    return render
 
 
 class ErrorBoundary:

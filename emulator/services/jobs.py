@@ -208,7 +208,7 @@ class JobService:
                     job = self.repo.get_job(owner, job_id, with_params=with_params)
         return job
 
-    async def status(
+    async def job_status(
         self, owner: Owner, job_id: str, with_params: bool, hold_seconds: float
     ) -> JobSnapshot:
         """A client's status poll, held up to `hold_seconds` until the job is final.
@@ -241,8 +241,10 @@ class JobService:
     def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
         return self.repo.get_job(owner, job_id, with_params=with_params)
 
-    def list_jobs(self, owner: Owner, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
-        return self.repo.list_jobs(owner, flt)
+    def list_jobs(
+        self, owner: Owner, flt: JobFilter, with_params: bool = False
+    ) -> tuple[list[JobSnapshot], int]:
+        return self.repo.list_jobs(owner, flt, with_params)
 
     def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The result text of a completed job, or the failure text of a failed one.

@@ -30,7 +30,7 @@ class SessionService:
         self.backends = backends
         self._new_id = id_factory
 
-    def create(self, instance: str, request: SessionRequest) -> SessionSnapshot:
+    def create_session(self, instance: str, request: SessionRequest) -> SessionSnapshot:
         try:
             backend = self.backends.get(request.backend)
         except BackendNotFound:
@@ -40,13 +40,13 @@ class SessionService:
             raise InvalidRequest("max_ttl", f"must be at most {MAX_TTL_LIMIT} seconds")
         return self.store.create(self._new_id(), instance, backend.name, request.mode, max_ttl)
 
-    def get(self, instance: str, session_id: str) -> SessionSnapshot:
+    def get_session(self, instance: str, session_id: str) -> SessionSnapshot:
         return self.store.get(instance, session_id)
 
     def set_accepting(self, instance: str, session_id: str, accepting: bool) -> SessionSnapshot:
         return self.store.set_accepting(instance, session_id, accepting)
 
-    def cancel(self, instance: str, session_id: str) -> SessionSnapshot:
+    def cancel_session(self, instance: str, session_id: str) -> SessionSnapshot:
         return self.store.cancel(instance, session_id)
 
     def settle_forever(self, stop: threading.Event, interval: float = 0.5) -> None:

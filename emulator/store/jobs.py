@@ -254,8 +254,11 @@ class Repository:
                 snapshot = _with(snapshot, params=params)
         return snapshot
 
-    def list_jobs(self, owner: Owner, flt: JobFilter) -> tuple[list[JobSnapshot], int]:
-        """A page of an owner's jobs and the exact count of all that match."""
+    def list_jobs(
+        self, owner: Owner, flt: JobFilter, with_params: bool = False
+    ) -> tuple[list[JobSnapshot], int]:
+        """A page of an owner's jobs (with their params, in the same query, if asked) and the
+        exact count of all that match."""
         conditions = list(owned_by(owner))
         if flt.pending is True:
             conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
@@ -289,11 +292,14 @@ class Repository:
         )
         with self._read() as conn, conn.begin():
             count = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
+            columns = [*_SUMMARY, jobs.c.params] if with_params else _SUMMARY
             rows = conn.execute(
-                select(*_SUMMARY).where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
+                select(*columns).where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
             ).all()
             tags = self._tags_of(conn, [r.id for r in rows])
-        return [_snapshot(r, tags[r.id]) for r in rows], int(count)
+        return [
+            _snapshot(r, tags[r.id], r.params if with_params else None) for r in rows
+        ], int(count)
 
     def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The job and its stored result text (None until it completes)."""

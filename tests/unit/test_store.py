@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from emulator.domain.admission import InstanceLimits, UsageLimits, usage_period
 from emulator.domain.errors import (
@@ -293,3 +294,27 @@ def test_an_older_data_dir_gains_the_new_columns(tmp_path: Path) -> None:
     new(repo, "j1")
     job = repo.get_job(A, "j1")
     assert job.held is False and job.seed is None
+
+
+def test_listing_with_params_costs_the_same_queries_for_any_number_of_jobs(
+    repo: Repository,
+) -> None:
+    """GET /jobs with params: one query for the page (params included), not one per job."""
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(repo.engine, "before_cursor_execute", count)
+    try:
+        costs = []
+        for batch, size in enumerate((2, 38)):  # 2 jobs, then 40
+            for i in range(size):
+                new(repo, f"list-{batch}-{i}")
+            statements.clear()
+            page, _ = repo.list_jobs(A, JobFilter(limit=200), with_params=True)
+            assert all(job.params == "{}" for job in page)
+            costs.append(len(statements))
+    finally:
+        sqlalchemy.event.remove(repo.engine, "before_cursor_execute", count)
+    assert costs[0] == costs[1], costs

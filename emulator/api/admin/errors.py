@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
+from emulator.api.boundary import renderer
 from emulator.domain import errors as e
 from emulator.services.control import RuleNotFound
 
-STATUS: list[tuple[type[Exception], int]] = [
-    (e.InvalidRequest, 400),
-    (e.MalformedBody, 400),
-    (e.RequestTooLarge, 413),
-    (e.RequestTimeout, 408),
-    (e.JobNotFound, 404),
-    (e.BackendNotFound, 404),
-    (RuleNotFound, 404),
-]
+# (status, code) per error class, looked up by the exception's MRO; the envelope has no code.
+STATUS: dict[type[BaseException], tuple[int, str]] = {
+    e.InvalidRequest: (400, "400"),
+    e.RequestTooLarge: (413, "413"),
+    e.RequestTimeout: (408, "408"),
+    e.JobNotFound: (404, "404"),
+    e.BackendNotFound: (404, "404"),
+    RuleNotFound: (404, "404"),
+}
 
 
 def envelope(status: int, message: str, field: str | None = None) -> JSONResponse:
@@ -27,11 +26,12 @@ def envelope(status: int, message: str, field: str | None = None) -> JSONRespons
     return JSONResponse({"error": error}, status_code=status)
 
 
-def render(request: Request, exc: Exception) -> Response:
-    """Map any exception raised by an admin route to the envelope."""
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return envelope(status, str(exc), getattr(exc, "field", None))
-    if isinstance(exc, HTTPException):
-        return envelope(exc.status_code, str(exc.detail))
-    return envelope(500, f"Internal error: {type(exc).__name__}")
+render = renderer(
+    STATUS,
+    lambda status, code, message, exc: envelope(
+        status,
+        message if status < 500 else f"Internal error: {type(exc).__name__}",
+        getattr(exc, "field", None),
+    ),
+)
+"""Any exception raised by an admin route, in the control plane's envelope."""

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from emulator.api.boundary import ErrorBoundary, read_body
+from emulator.api.boundary import ErrorBoundary, read_body, renderer
 from emulator.api.jsonio import safe_text
 from emulator.api.state import state_of
 from emulator.domain.errors import NotAuthenticated, RequestTimeout, RequestTooLarge
@@ -39,21 +38,18 @@ def _iam_error(status: int, code: str, message: str) -> JSONResponse:
 
 
 # The codes IBM's IAM uses for these are not documented; these are the emulator's (BXNIM + status).
-_STATUS_CODES: list[tuple[type[Exception], int, str]] = [
-    (RequestTooLarge, 413, "BXNIM0413E"),
-    (RequestTimeout, 408, "BXNIM0408E"),
-    (NotAuthenticated, 401, "BXNIM0401E"),
-]
-
-
-def render(request: Request, exc: Exception) -> Response:
-    """IBM Cloud's error body (`errorCode`, `errorMessage`) for any error on these routes."""
-    for cls, status, code in _STATUS_CODES:
-        if isinstance(exc, cls):
-            return _iam_error(status, code, str(exc))
-    if isinstance(exc, HTTPException):
-        return _iam_error(exc.status_code, f"BXNIM0{exc.status_code}E", str(exc.detail))
-    return _iam_error(500, "BXNIM0500E", "Internal error in the emulator; see its log.")
+_STATUS_CODES: dict[type[BaseException], tuple[int, str]] = {
+    RequestTooLarge: (413, "BXNIM0413E"),
+    RequestTimeout: (408, "BXNIM0408E"),
+    NotAuthenticated: (401, "BXNIM0401E"),
+}
+render = renderer(
+    _STATUS_CODES,
+    lambda status, code, message, exc: _iam_error(
+        status, code if code.startswith("BXNIM") else f"BXNIM0{status}E", message
+    ),
+)
+"""IBM Cloud's error body (`errorCode`, `errorMessage`) for any error on these routes."""
 
 
 async def iam_token(request: Request) -> Response:

@@ -10,10 +10,9 @@ import secrets
 import string
 import uuid
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
+from emulator.api.boundary import renderer
 from emulator.api.jsonio import safe_text
 from emulator.domain import errors as e
 from emulator.services.access import UnknownApiKey
@@ -22,23 +21,23 @@ MORE_INFO = "https://cloud.ibm.com/apidocs/quantum-computing#error-handling"
 
 # Most specific classes first: the first isinstance match wins. Status codes and codes are the
 # ones IBM documents for this API (and its own simulators use).
-STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
-    (e.NotAuthenticated, 401, "1201"),
-    (UnknownApiKey, 401, "1201"),
-    (e.InstanceNotAccessible, 401, "1200"),
-    (e.RequestTooLarge, 413, "1413"),
-    (e.RequestTimeout, 408, "1408"),
-    (e.MalformedBody, 400, "1400"),
-    (e.InvalidRequest, 422, "1422"),
-    (e.BackendNotFound, 404, "1216"),
-    (e.BackendReserved, 423, "1233"),
-    (e.BackendUnavailable, 409, "1004"),
-    (e.DuplicateJobId, 409, "1231"),
-    (e.LanesFull, 429, "1232"),
-    (e.JobNotFound, 404, "1291"),
-    (e.JobNotCancellable, 409, "1306"),
-    (e.JobNotTerminal, 409, "1337"),
-]
+STATUS_AND_CODE: dict[type[BaseException], tuple[int, str]] = {
+    e.NotAuthenticated: (401, "1201"),
+    UnknownApiKey: (401, "1201"),
+    e.InstanceNotAccessible: (401, "1200"),
+    e.RequestTooLarge: (413, "1413"),
+    e.RequestTimeout: (408, "1408"),
+    e.MalformedBody: (400, "1400"),
+    e.InvalidRequest: (422, "1422"),
+    e.BackendNotFound: (404, "1216"),
+    e.BackendReserved: (423, "1233"),
+    e.BackendUnavailable: (409, "1004"),
+    e.DuplicateJobId: (409, "1231"),
+    e.LanesFull: (429, "1232"),
+    e.JobNotFound: (404, "1291"),
+    e.JobNotCancellable: (409, "1306"),
+    e.JobNotTerminal: (409, "1337"),
+}
 
 SOLUTIONS = {
     "1200": "Try again or contact support.",
@@ -71,12 +70,8 @@ def envelope(status: int, code: str, message: str, solution: str = "") -> JSONRe
     return JSONResponse(body, status_code=status)
 
 
-def render(request: Request, exc: Exception) -> Response:
-    """Map any exception raised by a Direct Access route to the envelope."""
-    for cls, status, code in STATUS_AND_CODE:
-        if isinstance(exc, cls):
-            return envelope(status, code, str(exc), SOLUTIONS.get(code, ""))
-    if isinstance(exc, HTTPException):
-        message = "Not found." if exc.status_code == 404 else str(exc.detail)
-        return envelope(exc.status_code, str(exc.status_code), message)
-    return envelope(500, "1500", "Internal error in the emulator; see its log.")
+render = renderer(
+    STATUS_AND_CODE,
+    lambda status, code, message, exc: envelope(status, code, message, SOLUTIONS.get(code, "")),
+)
+"""Any exception raised by a Direct Access route, in the Direct Access envelope."""

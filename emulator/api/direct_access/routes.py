@@ -109,7 +109,7 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse({"jobs": found})
 
 
-async def get_job(request: Request) -> Response:
+async def poll_job(request: Request) -> Response:
     job = await run_in_threadpool(
         state_of(request).jobs.poll_job, owner_of(request), request.path_params["job_id"]
     )
@@ -156,7 +156,7 @@ ENDPOINTS = [
         ok=204, body=schemas.JOB_REQUEST_SCHEMA, errors=(404, 409, 422, 423, 429), tag="jobs",
     ),
     Endpoint("GET", "/jobs", list_jobs, "Every job of the caller", tag="jobs"),
-    Endpoint("GET", "/jobs/{job_id}", get_job, "One job", errors=(404,), tag="jobs"),
+    Endpoint("GET", "/jobs/{job_id}", poll_job, "One job", errors=(404,), tag="jobs"),
     Endpoint(
         "DELETE", "/jobs/{job_id}", delete_job, "Delete an ended job (frees its lane)", ok=204,
         errors=(404, 409), tag="jobs",

@@ -4,40 +4,39 @@ from __future__ import annotations
 
 import uuid
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from emulator.api.boundary import renderer
 from emulator.api.jsonio import safe_text
 from emulator.domain import errors as e
 from emulator.services.access import UnknownApiKey
 
 MORE_INFO = "https://quantum.cloud.ibm.com/docs/errors"
 
-# Most specific classes first: the first isinstance match wins.
-STATUS_AND_CODE: list[tuple[type[Exception], int, str]] = [
-    (e.NotAuthenticated, 401, "1201"),
-    (UnknownApiKey, 401, "1201"),
-    (e.InstanceNotAccessible, 403, "1200"),
-    (e.UnknownBackendInRequest, 400, "1007"),
-    (e.BackendNotFound, 404, "1007"),
-    (e.ProgramNotFound, 404, "1300"),
-    (e.TooManyTags, 400, "1204"),
-    (e.InvalidRequest, 400, "1002"),
-    (e.JobNotFound, 404, "1291"),
-    (e.PendingJobsLimit, 429, "3458"),
-    (e.SubmissionRateLimited, 429, "1202"),
-    (e.SessionNotFound, 404, "1218"),
-    (e.SessionClosed, 409, "1217"),
-    (e.SessionBackendMismatch, 409, "1002"),
-    (e.UsageLimitReached, 409, "4317"),
-    (e.BackendUnavailable, 409, "1004"),
-    (e.RequestTooLarge, 413, "1413"),
-    (e.RequestTimeout, 408, "1408"),
-    (e.BackendDataNotFound, 404, "1009"),
-    (e.JobNotCancellable, 409, "1306"),
-    (e.JobNotTerminal, 409, "1337"),
-]
+# (status, IBM code) per error class; looked up by the exception's MRO (the most specific wins).
+STATUS_AND_CODE: dict[type[BaseException], tuple[int, str]] = {
+    e.NotAuthenticated: (401, "1201"),
+    UnknownApiKey: (401, "1201"),
+    e.InstanceNotAccessible: (403, "1200"),
+    e.UnknownBackendInRequest: (400, "1007"),
+    e.BackendNotFound: (404, "1007"),
+    e.ProgramNotFound: (404, "1300"),
+    e.TooManyTags: (400, "1204"),
+    e.InvalidRequest: (400, "1002"),
+    e.JobNotFound: (404, "1291"),
+    e.PendingJobsLimit: (429, "3458"),
+    e.SubmissionRateLimited: (429, "1202"),
+    e.SessionNotFound: (404, "1218"),
+    e.SessionClosed: (409, "1217"),
+    e.SessionBackendMismatch: (409, "1002"),
+    e.UsageLimitReached: (409, "4317"),
+    e.BackendUnavailable: (409, "1004"),
+    e.RequestTooLarge: (413, "1413"),
+    e.RequestTimeout: (408, "1408"),
+    e.BackendDataNotFound: (404, "1009"),
+    e.JobNotCancellable: (409, "1306"),
+    e.JobNotTerminal: (409, "1337"),
+}
 
 SOLUTIONS = {
     "1201": "Verify your credentials and try again.",
@@ -73,15 +72,12 @@ def envelope(status: int, code: str, message: str, solution: str = "") -> JSONRe
     return JSONResponse(body, status_code=status)
 
 
-def render(request: Request, exc: Exception) -> Response:
-    """Map any exception raised by a Runtime route to the envelope."""
-    for cls, status, code in STATUS_AND_CODE:
-        if isinstance(exc, cls):
-            response = envelope(status, code, str(exc), SOLUTIONS.get(code, ""))
-            if isinstance(exc, e.TooManyRequests):
-                response.headers["Retry-After"] = str(exc.retry_after)
-            return response
-    if isinstance(exc, HTTPException):
-        message = "Not found." if exc.status_code == 404 else str(exc.detail)
-        return envelope(exc.status_code, str(exc.status_code), message)
-    return envelope(500, "1500", "Internal error in the emulator; see its log.")
+def _build(status: int, code: str, message: str, exc: Exception) -> Response:
+    response = envelope(status, code, message, SOLUTIONS.get(code, ""))
+    if isinstance(exc, e.TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+render = renderer(STATUS_AND_CODE, _build)
+"""Any exception raised by a Runtime route, in the Runtime envelope."""

@@ -102,11 +102,9 @@ async def create_job(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     flt, exclude_params = schemas.parse_job_filter(request.query_params)
     state = state_of(request)
-    jobs, count = await run_in_threadpool(state.jobs.list_jobs, owner_of(request), flt)
-    if not exclude_params:
-        jobs = [
-            await run_in_threadpool(state.jobs.get_job, owner_of(request), j.id, True) for j in jobs
-        ]
+    jobs, count = await run_in_threadpool(
+        state.jobs.list_jobs, owner_of(request), flt, not exclude_params
+    )
     return JSONResponse(
         {
             "jobs": [views.job_view(j, include_params=not exclude_params) for j in jobs],
@@ -117,10 +115,10 @@ async def list_jobs(request: Request) -> Response:
     )
 
 
-async def get_job(request: Request) -> Response:
+async def job_status(request: Request) -> Response:
     exclude = parse_query(request.query_params, schemas.JOB_QUERY)["exclude_params"]
     state = state_of(request)
-    job = await state.jobs.status(
+    job = await state.jobs.job_status(
         owner_of(request),
         request.path_params["job_id"],
         not exclude,
@@ -129,7 +127,7 @@ async def get_job(request: Request) -> Response:
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 
-async def job_results(request: Request) -> Response:
+async def get_result(request: Request) -> Response:
     job, text = await run_in_threadpool(
         state_of(request).jobs.get_result, owner_of(request), request.path_params["job_id"]
     )
@@ -155,7 +153,7 @@ async def delete_job(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def job_logs(request: Request) -> Response:
+async def get_logs(request: Request) -> Response:
     _, events = await run_in_threadpool(
         state_of(request).jobs.get_logs, owner_of(request), request.path_params["job_id"]
     )
@@ -169,7 +167,7 @@ async def job_metrics(request: Request) -> Response:
     return JSONResponse(views.metrics_view(job))
 
 
-async def replace_job_tags(request: Request) -> Response:
+async def replace_tags(request: Request) -> Response:
     body = await _read_json(request)
     if not isinstance(body, dict) or "tags" not in body:
         raise InvalidRequest("tags", 'is required: {"tags": [...]}')
@@ -180,7 +178,7 @@ async def replace_job_tags(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def list_tags(request: Request) -> Response:
+async def search_tags(request: Request) -> Response:
     search = parse_query(request.query_params, schemas.TAGS_QUERY)["search"]
     tags = await run_in_threadpool(state_of(request).jobs.search_tags, owner_of(request), search)
     return JSONResponse({"tags": tags})
@@ -192,21 +190,21 @@ async def list_tags(request: Request) -> Response:
 async def create_session(request: Request) -> Response:
     session_request = schemas.parse_session_request(await _read_json(request))
     session = await run_in_threadpool(
-        state_of(request).sessions.create, owner_of(request).instance, session_request
+        state_of(request).sessions.create_session, owner_of(request).instance, session_request
     )
     return JSONResponse(views.session_view(session, utcnow()))
 
 
 async def get_session(request: Request) -> Response:
     session = await run_in_threadpool(
-        state_of(request).sessions.get,
+        state_of(request).sessions.get_session,
         owner_of(request).instance,
         request.path_params["session_id"],
     )
     return JSONResponse(views.session_view(session, utcnow()))
 
 
-async def update_session(request: Request) -> Response:
+async def set_accepting(request: Request) -> Response:
     accepting = schemas.parse_session_update(await _read_json(request))
     await run_in_threadpool(
         state_of(request).sessions.set_accepting,
@@ -219,7 +217,7 @@ async def update_session(request: Request) -> Response:
 
 async def cancel_session(request: Request) -> Response:
     await run_in_threadpool(
-        state_of(request).sessions.cancel,
+        state_of(request).sessions.cancel_session,
         owner_of(request).instance,
         request.path_params["session_id"],
     )
@@ -260,7 +258,7 @@ ENDPOINTS = [
         tag="jobs",
     ),
     Endpoint(
-        "GET", "/jobs/{job_id}", get_job, "A job's status and details", query=schemas.JOB_QUERY,
+        "GET", "/jobs/{job_id}", job_status, "A job's status and details", query=schemas.JOB_QUERY,
         ok_schema=_JOB, errors=(404,), tag="jobs",
     ),
     Endpoint(
@@ -268,7 +266,7 @@ ENDPOINTS = [
         errors=(404, 409), tag="jobs",
     ),
     Endpoint(
-        "GET", "/jobs/{job_id}/results", job_results,
+        "GET", "/jobs/{job_id}/results", get_result,
         "Results (JSON) of a completed job; text for a failed one; 204 before",
         ok_schema={}, ok_media=("application/json", "text/plain"), extra_ok=(204,),
         errors=(404,), tag="jobs",
@@ -278,7 +276,7 @@ ENDPOINTS = [
         errors=(404, 409), tag="jobs",
     ),
     Endpoint(
-        "GET", "/jobs/{job_id}/logs", job_logs, "A job's log", ok_schema={"type": "string"},
+        "GET", "/jobs/{job_id}/logs", get_logs, "A job's log", ok_schema={"type": "string"},
         ok_media=_TEXT, errors=(404,), tag="jobs",
     ),
     Endpoint(
@@ -286,10 +284,10 @@ ENDPOINTS = [
         errors=(404,), tag="jobs",
     ),
     Endpoint(
-        "PUT", "/jobs/{job_id}/tags", replace_job_tags, "Replace a job's tags", ok=204,
+        "PUT", "/jobs/{job_id}/tags", replace_tags, "Replace a job's tags", ok=204,
         body=schemas.TAGS_SCHEMA, errors=(404,), tag="jobs",
     ),
-    Endpoint("GET", "/tags", list_tags, "Tags containing a text", query=schemas.TAGS_QUERY,
+    Endpoint("GET", "/tags", search_tags, "Tags containing a text", query=schemas.TAGS_QUERY,
              tag="jobs"),
     Endpoint(
         "POST", "/sessions", create_session, "Open a session or batch",
@@ -300,7 +298,7 @@ ENDPOINTS = [
         tag="sessions",
     ),
     Endpoint(
-        "PATCH", "/sessions/{session_id}", update_session, "Stop or resume accepting jobs",
+        "PATCH", "/sessions/{session_id}", set_accepting, "Stop or resume accepting jobs",
         ok=204, body=schemas.SESSION_UPDATE_SCHEMA, errors=(404, 409), tag="sessions",
     ),
     Endpoint(
