@@ -107,7 +107,7 @@ class WorkerPool:
         usage = self.usage_limits
         if usage.action is not UsageAction.HOLD or not usage.seconds:
             return set()
-        return self.repo.exhausted_instances(usage.seconds, usage_period(utcnow())[0])
+        return self.repo.usage.exhausted(usage.seconds, usage_period(utcnow())[0])
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -287,7 +287,7 @@ class JobService:
         """The instance's execution seconds this period, against its limit if it has one."""
         start, end = usage_period(utcnow())
         return UsageReport(
-            consumed=self.repo.usage_seconds(owner.instance, since=start),
+            consumed=self.repo.usage.seconds(owner.instance, since=start),
             limit=self.limits.usage.limit_for(owner.instance),
             period_start=start,
             period_end=end,

@@ -1,7 +1,9 @@
-"""The only module that writes SQL. Each public method is one transaction.
+"""The jobs repository: storing, reading, deleting and annotating jobs, the reads admission
+decisions need, and the worker's side (claim, heartbeats, recovery) over `transitions`.
 
-State preconditions live in the WHERE clause of the UPDATE (never in a Python `if` before
-a write), so two racing writers — a cancel and a worker finishing — cannot both succeed.
+Each public method without a `conn` argument is one transaction; those with one join the
+caller's. Every change of a job's state goes through `transitions.transition` (or the claim).
+Usage sums live in `usage`, sessions in `sessions`, control-plane rows in `controls`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from emulator.store.transitions import (
     owned_by,
     transition,
 )
+from emulator.store.usage import UsageLedger, consumed_seconds
 
 # What a job given back to the queue forgets of its run.
 _REQUEUED = {"worker_id": None, "running_at": None, "heartbeat_at": None}
@@ -109,6 +112,7 @@ class Repository:
         self.engine = engine
         # Write transactions; `on_transition` hears of every committed change (held polls).
         self.tx = Transactions(engine, on_transition)
+        self.usage = UsageLedger(engine)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class Repository:
                 .where(*mine, jobs.c.state.in_([s.value for s in PENDING]))
             ).scalar_one()
         if limits.usage.refuses(owner.instance):
-            consumed = Repository._consumed(conn, owner.instance, usage_period(now)[0])
+            consumed = consumed_seconds(conn, owner.instance, usage_period(now)[0])
         if limits.per_minute > 0:
             recent = tuple(
                 conn.execute(
@@ -626,35 +630,6 @@ class Repository:
                 .group_by(jobs.c.backend)
             ).all()
         return {backend: int(n) for backend, n in rows}
-
-    def usage_seconds(self, instance: str, since: datetime | None = None) -> float:
-        """Execution seconds of an instance's jobs that ended after `since`, through any API."""
-        with self._read() as conn, conn.begin():
-            return self._consumed(conn, instance, since)
-
-    @staticmethod
-    def _consumed(conn: Connection, instance: str, since: datetime | None) -> float:
-        query = select(func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0)).where(
-            jobs.c.instance == instance
-        )
-        if since is not None:
-            query = query.where(jobs.c.finished_at >= since)
-        return float(conn.execute(query).scalar_one())
-
-    def exhausted_instances(self, limits: Mapping[str, float], since: datetime) -> set[str]:
-        """The instances (CRNs) among `limits` whose usage since `since` reached their limit."""
-        if not limits:
-            return set()
-        with self._read() as conn, conn.begin():
-            rows = conn.execute(
-                select(jobs.c.instance, func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0))
-                .where(jobs.c.instance.in_(list(limits)), jobs.c.finished_at >= since)
-                .group_by(jobs.c.instance)
-            ).all()
-        used = {instance: float(seconds) for instance, seconds in rows}
-        return {crn for crn, limit in limits.items() if used.get(crn, 0.0) >= limit}
-
-
 
 
 def _with(snapshot: JobSnapshot, **changes: Any) -> JobSnapshot:

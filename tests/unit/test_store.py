@@ -221,11 +221,11 @@ def test_usage_ledger_counts_execution_seconds_of_the_period(repo: Repository) -
     run_one(repo, 4.0)
     start, end = usage_period(utcnow())
     assert start <= utcnow() < end and start.day == 1 and end.day == 1
-    assert repo.usage_seconds(A.instance, since=start) == pytest.approx(1.5)
+    assert repo.usage.seconds(A.instance, since=start) == pytest.approx(1.5)
     # Jobs that ended before the period began are last period's usage.
-    assert repo.usage_seconds(A.instance, since=utcnow() + timedelta(seconds=1)) == 0.0
+    assert repo.usage.seconds(A.instance, since=utcnow() + timedelta(seconds=1)) == 0.0
     limits = {A.instance: 1.5, B.instance: 10.0, "crn:idle": 0.0}
-    assert repo.exhausted_instances(limits, start) == {A.instance, "crn:idle"}
+    assert repo.usage.exhausted(limits, start) == {A.instance, "crn:idle"}
 
 
 def test_refuse_mode_refuses_submissions_once_the_limit_is_reached(repo: Repository) -> None:
