@@ -99,7 +99,7 @@ class JobSnapshot:
     api: Api = Api.RUNTIME
     storage: str | None = None  # JSON of the Direct Access storage locations
     time_limit: int | None = None  # seconds of execution before the job is stopped
-    # Control plane (see emulator/control): held for manual release, a minimum run time,
+    # Control plane (see domain/controls.py): held for manual release, a minimum run time,
     # an injected outcome (JSON), and the default sampling seed after `POST /_emulator/seed`.
     held: bool = False
     release_after_polls: int | None = None
