@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy
 
 from tests.support import EmulatorServer, applied_env, emulator_env
 
@@ -79,3 +84,39 @@ def idle_api(idle_server: EmulatorServer) -> Iterator[httpx.Client]:
         base_url=idle_server.url + "/api/v1", headers=bearer(idle_server.url), timeout=60
     ) as c:
         yield c
+
+
+POSTGRES = os.environ.get("IBMQ_EMULATOR_TEST_POSTGRES", "")
+"""A PostgreSQL server URL (SQLAlchemy, psycopg) the store tests may create databases on;
+`.ci/run` starts one and sets it. Without it the PostgreSQL cases skip, loudly."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL on each engine the emulator supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES:
+        if os.environ.get("IBMQ_EMULATOR_REQUIRE_POSTGRES"):
+            pytest.fail("IBMQ_EMULATOR_REQUIRE_POSTGRES is set, IBMQ_EMULATOR_TEST_POSTGRES not")
+        pytest.skip("PostgreSQL case skipped: set IBMQ_EMULATOR_TEST_POSTGRES (.ci/run starts one)")
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty database on the configured PostgreSQL server, dropped afterwards."""
+    name = f"emulator_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sqlalchemy.make_url(POSTGRES).set(database=name).render_as_string(
+            hide_password=False
+        )
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()

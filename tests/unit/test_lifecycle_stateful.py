@@ -12,6 +12,7 @@ claim (their successful calls are counted) and that reads write nothing.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -28,6 +29,7 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
 from sqlalchemy import select
 
@@ -51,6 +53,7 @@ from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 from emulator.store.tables import jobs, sessions
+from tests.conftest import POSTGRES, postgres_database
 
 OWNER = Owner("crn:stateful")
 BACKENDS = ("ibm_fez", "ibm_brisbane")
@@ -74,6 +77,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     session_ids = Bundle("sessions")
     job_ids = Bundle("jobs")
+    database_url: str | None = None  # None: a new SQLite file per example
+    watchers: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,10 +94,17 @@ class Lifecycle(RuleBasedStateMachine):
             if hasattr(module, "transition"):
                 self._patch.setattr(module, "transition", counted_transition)
         self._patch.setattr(repository_module, "claim_next", counted_claim)
-        engine = create_store_engine(f"sqlite:///{Path(self._dir.name) / 'store.db'}")
+        url = self.database_url or f"sqlite:///{Path(self._dir.name) / 'store.db'}"
+        engine = create_store_engine(url)
         with engine.begin() as conn:
-            for statement in WATCHERS:
-                conn.exec_driver_sql(statement)
+            if self.database_url is not None:  # one database for every example: empty it
+                conn.exec_driver_sql(
+                    "TRUNCATE jobs, sessions, job_events, job_tags, controls, state_changes"
+                )
+                conn.exec_driver_sql("UPDATE writes SET n = 0")
+            else:
+                for statement in WATCHERS:
+                    conn.exec_driver_sql(statement)
         self.repo = Repository(engine)
         self.store = SessionStore(self.repo, POLICY)
         self.counter = 0
@@ -391,6 +403,25 @@ def _reachable_from(state: JobState) -> set[JobState]:
     return out
 
 
+PG_WATCHERS = (
+    "CREATE TABLE state_changes (job_id TEXT, old TEXT, new TEXT)",
+    "CREATE FUNCTION record_state_change() RETURNS trigger AS $$ BEGIN "
+    "IF OLD.state IS DISTINCT FROM NEW.state THEN "
+    "INSERT INTO state_changes VALUES (NEW.id, OLD.state, NEW.state); END IF; "
+    "RETURN NEW; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER job_state_changed AFTER UPDATE OF state ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION record_state_change()",
+    "CREATE TABLE writes (n INTEGER NOT NULL)",
+    "INSERT INTO writes VALUES (0)",
+    "CREATE FUNCTION count_write() RETURNS trigger AS $$ BEGIN "
+    "UPDATE writes SET n = n + 1; RETURN NULL; END $$ LANGUAGE plpgsql",
+    *(
+        f"CREATE TRIGGER counted_{table} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION count_write()"
+        for table in ("jobs", "sessions", "job_events", "job_tags")
+    ),
+)
+
 Lifecycle.TestCase.settings = settings(
     max_examples=300,
     stateful_step_count=40,
@@ -398,3 +429,27 @@ Lifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_lifecycle = Lifecycle.TestCase
+
+
+def test_lifecycle_on_postgresql() -> None:
+    """The same machine on PostgreSQL (one database, emptied before each example)."""
+    if not POSTGRES:
+        if os.environ.get("IBMQ_EMULATOR_REQUIRE_POSTGRES"):
+            pytest.fail("IBMQ_EMULATOR_REQUIRE_POSTGRES is set, IBMQ_EMULATOR_TEST_POSTGRES not")
+        pytest.skip("PostgreSQL case skipped: set IBMQ_EMULATOR_TEST_POSTGRES (.ci/run starts one)")
+    with postgres_database() as url:
+        engine = create_store_engine(url)
+        with engine.begin() as conn:
+            for statement in PG_WATCHERS:
+                conn.exec_driver_sql(statement)
+        engine.dispose()
+        machine = type("LifecycleOnPostgres", (Lifecycle,), {"database_url": url})
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=80,
+                stateful_step_count=40,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )

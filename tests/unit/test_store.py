@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +29,11 @@ B = Owner("crn:b")
 
 
 @pytest.fixture()
-def repo(tmp_path: Path) -> Repository:
-    return Repository(create_store_engine(f"sqlite:///{tmp_path / 'store.db'}"))
+def repo(database_url: str) -> Iterator[Repository]:
+    """The store on each supported engine (SQLite, and PostgreSQL where one is configured)."""
+    repository = Repository(create_store_engine(database_url))
+    yield repository
+    repository.engine.dispose()
 
 
 def new(repo: Repository, job_id: str, owner: Owner = A, **kw: object) -> None:
