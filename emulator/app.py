@@ -92,6 +92,26 @@ class Node:
     pool: WorkerPool | None
 
 
+def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> WorkerPool:
+    return WorkerPool(
+        repo,
+        backends,
+        settings.workers,
+        max_attempts=settings.job_max_attempts,
+        usage_limits=settings.instance_limits.usage,
+        memory_mb=settings.worker_memory_mb,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        max_input_bytes=settings.max_object_mb * 1024 * 1024,
+    )
+
+
+def build_worker_node(settings: Settings) -> tuple[WorkerPool, Engine]:
+    """A worker node: the store and a pool, no HTTP (`python -m emulator worker`)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_store_engine(settings.effective_database_url)
+    return _pool(settings, Repository(engine), BackendRegistry(settings.backends)), engine
+
+
 def build_node(
     settings: Settings,
     *,
@@ -106,20 +126,7 @@ def build_node(
     repo = Repository(engine, on_transition=watch.notify)
     backends = BackendRegistry(settings.backends)
     access = AccessPolicy(settings, load_secret(settings.data_dir))
-    pool = (
-        WorkerPool(
-            repo,
-            backends,
-            settings.workers,
-            max_attempts=settings.job_max_attempts,
-            usage_limits=settings.instance_limits.usage,
-            memory_mb=settings.worker_memory_mb,
-            max_decoded_bytes=settings.max_decoded_bytes,
-            max_input_bytes=settings.max_object_mb * 1024 * 1024,
-        )
-        if start_workers
-        else None
-    )
+    pool = _pool(settings, repo, backends) if start_workers else None
     session_store = SessionStore(repo, settings.session_policy)
     controls = ControlStore(engine)
     journal = journal or RequestJournal()
@@ -138,6 +145,7 @@ def build_node(
         max_decoded_bytes=settings.max_decoded_bytes,
         storage_policy=StoragePolicy(settings.port, settings.host, settings.storage_allowed_hosts),
         watch=watch,
+        shared_store=bool(settings.database_url),
     )
     sessions = SessionService(session_store, backends)
     control = ControlService(

@@ -25,7 +25,17 @@ log = logging.getLogger("emulator")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="run the emulator (all APIs on one port)")
+    _setting_flags(sub.add_parser("serve", help="run the emulator (all APIs on one port)"))
+    _setting_flags(
+        sub.add_parser(
+            "worker",
+            help="run simulation workers only (no HTTP) on the store of --database-url, "
+            "beside `serve` nodes on the same store",
+        )
+    )
+
+
+def _setting_flags(p: argparse.ArgumentParser) -> None:
     # One flag per setting, generated so flags, variables and docs cannot drift apart.
     for name, kind, help_text, default in setting_fields():
         shown = "" if default in ((), "") else f"default {_show(default)}; "
@@ -275,6 +285,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker node: claims and runs jobs of the shared store, heartbeats, no HTTP. SIGTERM or
+    Ctrl-C stops it cleanly: its running jobs go back to Queued without spending an attempt."""
+    from emulator.app import build_worker_node
+
+    settings = _settings(args, setting_names())
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not settings.database_url:
+        # A worker beside a `serve` on the same machine may share its SQLite file instead.
+        print(f"  no --database-url: using the SQLite store in {settings.data_dir.resolve()}")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        pool, engine = build_worker_node(settings)
+        print(
+            f"IBM Quantum API emulator {__version__} — worker node {pool.pool_id}: "
+            f"{settings.workers} simulation process(es) on "
+            f"{'the external database' if settings.database_url else 'SQLite'}",
+            flush=True,
+        )
+        pool.start()
+        stop.wait()
+        log.info("worker node %s stopping", pool.pool_id)
+        pool.stop()
+        engine.dispose()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("worker node stopped")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "env":
@@ -282,4 +326,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         print(settings_reference())
         return 0
+    if args.command == "worker":
+        return cmd_worker(args)
     return cmd_serve(args)

@@ -46,6 +46,9 @@ from emulator.store.jobs import Repository
 log = logging.getLogger("emulator.workers")
 
 HEARTBEAT_S = 2.0
+STILL_MINE_S = 0.5
+"""How often a slot checks, with its job's own heartbeat, that the job is still Running on it:
+a cancel (or a takeover) through another process reaches the simulation within this."""
 STALE_AFTER_S = 5 * HEARTBEAT_S
 """A Running job whose heartbeat is older than this has lost its worker, whatever node ran
 it: the sweep (every HEARTBEAT_S, on every node) requeues it, or fails it past its attempts."""
@@ -353,7 +356,7 @@ class Slot(threading.Thread):
         started = job.running_at or utcnow()
         remaining = seconds - (utcnow() - started).total_seconds()
         until = time.monotonic() + max(0.0, remaining)
-        next_beat = time.monotonic() + HEARTBEAT_S
+        next_beat = time.monotonic() + STILL_MINE_S
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -368,8 +371,9 @@ class Slot(threading.Thread):
                 if self.pool._stopping.is_set():
                     return STOPPING
             if time.monotonic() >= next_beat:
-                self.pool.repo.heartbeat(self.worker_id, job.id)
-                next_beat = time.monotonic() + HEARTBEAT_S
+                if not self.pool.repo.heartbeat(self.worker_id, job.id):
+                    return CANCELLED  # cancelled (or taken over) through another process
+                next_beat = time.monotonic() + STILL_MINE_S
 
     def _abandon(self, job: JobSnapshot, exc: Exception) -> None:
         """Fail a job whose handling raised, so it is never left Running."""
@@ -415,7 +419,7 @@ class Slot(threading.Thread):
     def _await_outcome(self, job: JobSnapshot, deadline: float | None) -> Ended:
         """The child's answer, or why there is none: cancelled, timeout, crashed, stopping."""
         assert self._process is not None and self._conn is not None
-        next_beat = time.monotonic() + HEARTBEAT_S
+        next_beat = time.monotonic() + STILL_MINE_S
         while True:
             timeout = next_beat - time.monotonic()
             if deadline is not None:
@@ -452,8 +456,11 @@ class Slot(threading.Thread):
                 self._kill_child()
                 return _ran_too_long(job)
             if now >= next_beat:
-                self.pool.repo.heartbeat(self.worker_id, job.id)
-                next_beat = now + HEARTBEAT_S
+                if not self.pool.repo.heartbeat(self.worker_id, job.id):
+                    # Cancelled (or taken over) through another process: stop the simulation.
+                    self._kill_child()
+                    return CANCELLED
+                next_beat = now + STILL_MINE_S
 
     def _record(self, job: JobSnapshot, ended: Completed | Outcome) -> None:
         """Write how the run ended: one lookup in the outcome table (domain.outcomes)."""

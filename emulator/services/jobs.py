@@ -69,8 +69,10 @@ class JobService:
         max_decoded_bytes: int = simulation.DEFAULT_BUDGET,
         storage_policy: StoragePolicy | None = None,
         watch: JobWatch | None = None,
+        shared_store: bool = False,
     ) -> None:
         self.watch = watch or JobWatch()
+        self.shared_store = shared_store
         self.storage_policy = storage_policy
         self.repo = repo
         self.max_decoded_bytes = max_decoded_bytes
@@ -214,8 +216,9 @@ class JobService:
         """A client's status poll, held up to `hold_seconds` until the job is final.
 
         Most jobs end within milliseconds: answering the poll with the outcome, not "Queued"
-        or "Running", saves the client its sleep between polls. No hold without workers here
-        (nothing would end the job) or for a held job (waiting cannot end it).
+        or "Running", saves the client its sleep between polls. Only where something can end
+        the job meanwhile: this node's workers, or worker nodes on a shared store
+        (`--database-url`). A held job is answered at once (waiting cannot end it).
         """
 
         async def poll() -> JobSnapshot:
@@ -224,7 +227,7 @@ class JobService:
         async def read() -> JobSnapshot:
             return await asyncio.to_thread(self.get_job, owner, job_id, with_params)
 
-        if hold_seconds <= 0 or not self.hooks.workers:
+        if hold_seconds <= 0 or not (self.hooks.workers or self.shared_store):
             return await poll()
         return await self.watch.wait_until_final(
             job_id, read, _answer_now, hold_seconds, first=poll

@@ -16,10 +16,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+RECHECK_S = 0.1
+"""A held poll also re-reads this often: a job run by another process (a worker node on the
+same store) ends without this process's notice (the polling fallback)."""
+
+
 class JobWatch:
     """Per-job asyncio events, set from any thread when that job's state changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck: float = RECHECK_S) -> None:
+        self.recheck = recheck
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = (
             defaultdict(list)
@@ -61,7 +67,7 @@ class JobWatch:
                 if is_final(value) or remaining <= 0:
                     return value
                 try:
-                    await asyncio.wait_for(event.wait(), remaining)
+                    await asyncio.wait_for(event.wait(), min(remaining, self.recheck))
                 except TimeoutError:
                     pass
             finally:
