@@ -1,13 +1,14 @@
-"""Engine creation: SQLite pragmas and write transactions that take the lock up front."""
+"""Engine creation: SQLite pragmas, write transactions that take the lock up front, and the
+schema brought to the head migration (store.migrate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 
-from emulator.store.tables import metadata
+from emulator.store.migrate import migrate
 
 
 def create_store_engine(url: str) -> Engine:
@@ -20,42 +21,8 @@ def create_store_engine(url: str) -> Engine:
         _configure_sqlite(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
-    _add_missing_columns(engine)
+    migrate(engine)
     return engine
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Bring a data dir from an older version up to date: add the columns it lacks.
-
-    Columns are only ever added (nullable, or with a server default), so this is the whole
-    migration story until a change needs more.
-    """
-    # Read the schema first: on SQLite the inspector's own connection would wait forever for
-    # the write lock of a transaction already open in this thread.
-    existing = inspect(engine)
-    statements = []
-    for table in metadata.sorted_tables:
-        have = {c["name"] for c in existing.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            default = ""
-            if column.server_default is not None:
-                value = column.server_default.arg  # type: ignore[attr-defined]
-                rendered = (
-                    value.compile(dialect=engine.dialect) if hasattr(value, "compile") else value
-                )
-                default = f" DEFAULT {rendered}"
-            null = "" if column.nullable else " NOT NULL"
-            statements.append(
-                f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}{null}'
-            )
-    if statements:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.exec_driver_sql(statement)
 
 
 def _configure_sqlite(engine: Engine) -> None:
