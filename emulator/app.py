@@ -29,11 +29,12 @@ from emulator.services.control import ControlService
 from emulator.services.hooks import NoExecution
 from emulator.services.jobs import JobService
 from emulator.services.sessions import SessionService
-from emulator.services.traffic import FaultInjector, RequestJournal
+from emulator.services.traffic import FaultInjector, RequestJournal, keep_traffic_shared
 from emulator.services.watch import JobWatch
 from emulator.store.controls import ControlStore
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
+from emulator.store.journal import JournalStore
 from emulator.store.sessions import SessionStore
 
 log = logging.getLogger("emulator")
@@ -130,6 +131,7 @@ def build_node(
     session_store = SessionStore(repo, settings.session_policy)
     controls = ControlStore(engine)
     journal = journal or RequestJournal()
+    journal.attach(JournalStore(engine), settings.effective_node_name)
     faults = faults or FaultInjector()
     faults.attach(controls)
     faults.seed(controls.seed())
@@ -174,11 +176,16 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
             target=node.state.sessions.settle_forever, args=(stop_settling,), daemon=True
         )
         settler.start()
+        traffic = threading.Thread(
+            target=keep_traffic_shared, args=(journal, faults, stop_settling), daemon=True
+        )
+        traffic.start()
         try:
             yield
         finally:
             stop_settling.set()
             settler.join(5)
+            traffic.join(5)
             if node.pool is not None:
                 node.pool.stop()
             node.engine.dispose()

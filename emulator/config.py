@@ -8,6 +8,7 @@ cannot drift (a test checks both directions).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -147,6 +148,9 @@ class Settings:
     session_idle_timeout: int = _setting(
         1800, "seconds without jobs after which a session closes (IBM: 30 minutes)"
     )
+    node_name: str = _setting(
+        "", "this node's name in the shared request journal; empty: HOSTNAME:PORT"
+    )
     # -- hardening: input bounds, connections, storage, control plane ----------------------
     max_decoded_mb: int = _setting(
         0,
@@ -262,6 +266,10 @@ class Settings:
             interactive_ttl=self.session_interactive_ttl,
             idle_close=self.session_idle_timeout,
         )
+
+    @property
+    def effective_node_name(self) -> str:
+        return self.node_name or f"{socket.gethostname()}:{self.port}"
 
     @property
     def max_request_bytes(self) -> int:

@@ -1,13 +1,15 @@
 """Fault rules, their injector and the request journal: what the HTTP middleware consults.
 
 Fault rules are ordered, first match wins; they live in the store (they persist across
-restarts until removed) and are cached here, reloaded whenever the control plane changes
-them.
+restarts until removed, and every node sees them) and are cached here, reloaded when this
+node's control plane changes them and by the traffic thread every quarter second (another
+node may have). The journal is shared through the store the same way.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import math
 import random
 import threading
@@ -19,6 +21,7 @@ from typing import Any
 
 from emulator.domain.errors import InvalidRequest
 from emulator.store.controls import ControlStore
+from emulator.store.journal import JournalStore
 
 APIS = ("runtime", "direct_access", "iam", "s3", "cloud")
 ACTIONS = ("respond", "drop", "lost_response", "delay")
@@ -188,6 +191,7 @@ class JournalEntry:
     duration_ms: float
     instance: str | None
     fault: dict[str, Any] | None
+    node: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -198,20 +202,65 @@ class JournalEntry:
 
 
 class RequestJournal:
-    """The most recent requests, newest last (in memory: a debugging aid, not an audit log)."""
+    """Recent requests of every node on the store, newest last.
 
-    def __init__(self, size: int = 1000) -> None:
-        self._entries: deque[JournalEntry] = deque(maxlen=size)
+    `add` costs the request path an append to a list; a background thread (`run`) writes the
+    batch to the store every FLUSH_S, so a request never waits for the journal's write. Without
+    a store (tests), entries stay in memory.
+    """
+
+    FLUSH_S = 0.25
+
+    def __init__(self, size: int = 1000, node: str = "") -> None:
+        self.node = node
+        self.store: JournalStore | None = None
+        self._pending: list[JournalEntry] = []
+        self._memory: deque[JournalEntry] = deque(maxlen=size)
         self._lock = threading.Lock()
+
+    def attach(self, store: JournalStore, node: str) -> None:
+        self.store, self.node = store, node
 
     def add(self, entry: JournalEntry) -> None:
         with self._lock:
-            self._entries.append(entry)
+            if self.store is None:
+                self._memory.append(entry)
+            else:
+                self._pending.append(entry)
 
-    def entries(self) -> list[JournalEntry]:
+    def flush(self) -> None:
+        """Write what was added since the last flush (one transaction)."""
         with self._lock:
-            return list(self._entries)
+            batch, self._pending = self._pending, []
+        if batch and self.store is not None:
+            rows = [{**asdict(e), "node": self.node} for e in batch]
+            self.store.append(rows)
+
+    def entries(self, limit: int = 1000) -> list[JournalEntry]:
+        if self.store is None:
+            with self._lock:
+                return list(self._memory)[-limit:]
+        self.flush()  # this node's latest requests too
+        return [JournalEntry(**row) for row in self.store.newest(limit)]
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._memory.clear()
+            self._pending.clear()
+        if self.store is not None:
+            self.store.clear()
+
+
+def keep_traffic_shared(
+    journal: RequestJournal, faults: FaultInjector, stop: threading.Event
+) -> None:
+    """The node's traffic thread: flush the journal and reload the fault rules (another node
+    may have changed them) every FLUSH_S, until `stop`."""
+    log = logging.getLogger("emulator.traffic")
+    while not stop.wait(RequestJournal.FLUSH_S):
+        try:
+            journal.flush()
+            faults.reload()
+        except Exception:  # noqa: BLE001 - e.g. the database briefly locked: next tick
+            log.exception("could not flush the request journal")
+    journal.flush()

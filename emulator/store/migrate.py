@@ -62,7 +62,10 @@ def _add_missing_columns(conn: Connection) -> None:
     """A pre-Alembic data dir: add the baseline's columns it lacks (as older releases did at
     start: columns were only ever added, nullable or with a server default)."""
     existing = inspect(conn)
+    present = set(existing.get_table_names())
     for table in metadata.sorted_tables:
+        if table.name not in present:
+            continue  # created by a later migration
         have = {c["name"] for c in existing.get_columns(table.name)}
         for column in table.columns:
             if column.name in have:

@@ -118,3 +118,20 @@ controls = Table(
     Column("created_at", DateTime, nullable=False),
 )
 Index("ix_controls_kind", controls.c.kind, controls.c.scope, controls.c.id)
+
+
+# The request journal of every node on this store, written in batches off the request path.
+request_journal = Table(
+    "request_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("node", String(128), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("api", String(32), nullable=False),
+    Column("status", Integer),
+    Column("duration_ms", Float, nullable=False),
+    Column("instance", Text),
+    Column("fault", Text),
+)

@@ -291,8 +291,10 @@ def test_an_older_data_dir_gains_the_new_columns(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_store_engine(url)
     with engine.begin() as conn:
-        # A data dir from before Alembic: no version table, and columns added since missing.
+        # A data dir from before Alembic: no version table, no table of a later migration,
+        # and columns added since missing.
         conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.exec_driver_sql("DROP TABLE request_journal")
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN seed")
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN held")
     engine.dispose()

@@ -202,16 +202,17 @@ async def list_sessions(request: Request) -> Response:
 async def list_requests(request: Request) -> Response:
     limit = _int_param(request, "limit", 100)
     api, method = request.query_params.get("api"), request.query_params.get("method")
+    everything = await run_in_threadpool(_control(request).journal.entries)
     entries = [
         e
-        for e in _control(request).journal.entries()
+        for e in everything
         if (api is None or e.api == api) and (method is None or e.method == method.upper())
     ]
     return JSONResponse({"requests": [e.to_json() for e in entries[-limit:]]})
 
 
 async def clear_requests(request: Request) -> Response:
-    _control(request).journal.clear()
+    await run_in_threadpool(_control(request).journal.clear)
     return Response(status_code=204)
 
 

@@ -1,0 +1,65 @@
+"""Two API nodes on one store share the control plane: the request journal shows both nodes'
+traffic (with each node's name), and a fault rule added through one node applies on the other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import bearer
+from tests.support import EmulatorControl, EmulatorServer, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def nodes(tmp_path: Path) -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = EmulatorServer(
+        tmp_path / "a", "--database-url", shared, "--node-name", "node-a", workers=0
+    ).start()
+    second = EmulatorServer(
+        tmp_path / "b", "--database-url", shared, "--node-name", "node-b", workers=0
+    ).start()
+    yield first, second
+    second.stop()
+    first.stop()
+
+
+def test_the_journal_shows_every_nodes_traffic(
+    nodes: tuple[EmulatorServer, EmulatorServer],
+) -> None:
+    first, second = nodes
+    control = EmulatorControl(first.url)
+    with httpx.Client(base_url=second.url, headers=bearer(second.url)) as api:
+        assert api.get("/api/v1/backends").status_code == 200
+
+    def seen_from_the_first() -> list[dict[str, object]]:
+        return [
+            e
+            for e in control.requests()
+            if e["node"] == "node-b" and e["path"] == "/api/v1/backends"
+        ]
+
+    (entry,) = wait_until(seen_from_the_first, timeout=30)
+    assert entry["status"] == 200 and entry["api"] == "runtime"
+    control.close()
+
+
+def test_a_fault_rule_added_on_one_node_applies_on_the_other(
+    nodes: tuple[EmulatorServer, EmulatorServer],
+) -> None:
+    first, second = nodes
+    control = EmulatorControl(first.url)
+    control.add_fault(method="GET", path="*/backends", status=503, message="injected on node a")
+    with httpx.Client(base_url=second.url, headers=bearer(second.url)) as api:
+        refused = wait_until(
+            lambda: (r := api.get("/api/v1/backends")).status_code == 503 and r, timeout=30
+        )
+        assert refused.json()["errors"][0]["message"] == "injected on node a"
+        control.clear_faults()
+        wait_until(lambda: api.get("/api/v1/backends").status_code == 200, timeout=30)
+    control.close()
