@@ -340,6 +340,8 @@ def store_runtime_job(
     therefore cannot pass a limit together or slip into a session that is closing."""
     owner, now = job.owner, utcnow()
     with repo.tx.begin() as conn:
+        if limits.active or job.session_id:
+            repo.lock(conn, f"instance:{owner.instance}")
         if limits.active:
             activity = repo.instance_activity(conn, owner, limits, now)
             check_instance_limits(activity, limits, owner.instance, now)
@@ -359,7 +361,7 @@ def store_direct_access_job(
     """Admit and store a Direct Access job in one transaction, serialised per backend: the id
     must be new, then a lane free; concurrent submissions cannot overfill a backend."""
     with repo.tx.begin() as conn:
-        repo.lock_backend(conn, job.backend)
+        repo.lock(conn, f"lanes:{job.backend}")
         check_direct_access_admission(
             job.id,
             repo.job_exists(conn, job.id),

@@ -190,13 +190,14 @@ class Repository:
     # -- what admission decisions read (in the submission's transaction) -----------------------
 
     @staticmethod
-    def lock_backend(conn: Connection, backend: str) -> None:
-        """Serialise submissions to one backend until the transaction ends.
+    def lock(conn: Connection, key: str) -> None:
+        """Serialise the transactions that take the same `key` until they end.
 
-        SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock.
+        SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs an advisory lock
+        (admission reads counts, then inserts: two API nodes must not both pass a limit).
         """
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": backend})
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
     @staticmethod
     def job_exists(conn: Connection, job_id: str) -> bool:

@@ -132,8 +132,12 @@ class SessionStore:
     def _settled(
         self, conn: Connection, session_id: str, instance: str, now: datetime
     ) -> SessionSnapshot:
+        # Write paths only: the row stays locked (PostgreSQL) until the transaction ends, so a
+        # submission and a close of the same session on two nodes take turns.
         row = conn.execute(
-            select(sessions).where(sessions.c.id == session_id, sessions.c.instance == instance)
+            select(sessions)
+            .where(sessions.c.id == session_id, sessions.c.instance == instance)
+            .with_for_update()
         ).one_or_none()
         if row is None:
             raise SessionNotFound(session_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from emulator.domain.errors import (
     JobNotCancellable,
     JobNotFound,
     JobNotTerminal,
+    PendingJobsLimit,
     UsageLimitReached,
 )
 from emulator.domain.jobs import Api, JobFilter, JobState, NewJob, Owner, utcnow
@@ -326,3 +328,33 @@ def test_listing_with_params_costs_the_same_queries_for_any_number_of_jobs(
     finally:
         sqlalchemy.event.remove(repo.engine, "before_cursor_execute", count)
     assert costs[0] == costs[1], costs
+
+
+def test_concurrent_submissions_cannot_pass_the_pending_limit_together(repo: Repository) -> None:
+    """Eight threads submit at once against a limit of three (on PostgreSQL too, where only
+    the per-instance advisory lock serialises the read-then-insert)."""
+    limits = InstanceLimits(max_pending=3)
+    barrier = threading.Barrier(8)
+
+    def submit(index: int) -> bool:
+        barrier.wait()
+        try:
+            store_runtime_job(
+                repo,
+                NewJob(
+                    id=f"race-{index}",
+                    instance=A.instance,
+                    program_id="sampler",
+                    backend="ibm_brisbane",
+                    params="{}",
+                ),
+                limits,
+            )
+            return True
+        except PendingJobsLimit:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = sum(pool.map(submit, range(8)))
+    assert accepted == 3
+    assert repo.list_jobs(A, JobFilter())[1] == 3
