@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from emulator.api.admin.routes import routes as admin_routes
 from emulator.cli import build_parser
 from emulator.config import env_name, setting_names
@@ -61,3 +63,20 @@ def test_environment_names_settings_and_the_port_is_exposed() -> None:
 def test_compose_uses_only_known_settings_and_publishes_on_loopback() -> None:
     assert set(re.findall(r"(EMULATOR_[A-Z_]+):", COMPOSE)) <= SETTING_VARIABLES
     assert '"127.0.0.1:8000:8000"' in COMPOSE
+
+
+def test_the_scale_out_compose_file_runs_real_roles_behind_the_load_balancer() -> None:
+    text = (ROOT / "docker" / "compose.scale.yaml").read_text()
+    compose = yaml.safe_load(text)
+    assert set(re.findall(r"(EMULATOR_[A-Z_]+):", text)) <= SETTING_VARIABLES
+    services = compose["services"]
+    worker = services["worker"]["command"]
+    assert worker[:3] == ["python", "-m", "emulator"]
+    assert worker[3] in subcommands()
+    for api in ("api-1", "api-2"):
+        assert services[api]["environment"]["EMULATOR_WORKERS"] == "0"
+        assert services[api]["environment"]["EMULATOR_DATABASE_URL"].startswith("postgresql+")
+    assert services["nginx"]["ports"] == ["127.0.0.1:8000:8000"]
+    nginx = (ROOT / "docker" / "nginx.scale.conf").read_text()
+    assert "server api-1:8000;" in nginx and "server api-2:8000;" in nginx
+    assert "proxy_set_header Host $http_host;" in nginx  # the control plane checks Host
