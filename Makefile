@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench image clean
+.PHONY: serve test lint bench bench-scale image clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(PY) bench/latency.py
 	$(PY) bench/direct_access.py
 	$(PY) bench/noise_models.py
+
+bench-scale: $(STAMP)  # minutes; add --postgres URL for the PostgreSQL rows
+	$(PY) bench/scale.py
 
 image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .
