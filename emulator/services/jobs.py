@@ -95,8 +95,8 @@ class JobService:
         except BackendNotFound:
             raise UnknownBackendInRequest(f"Backend not found: {request.backend}") from None
         self._require_online(backend.name)
-        # No lock: submissions validate in parallel request threads, so one big payload
-        # delays no other (tests/unit/test_decoding_limits.py decodes QPY concurrently).
+        # No lock around validation: submissions validate in parallel request threads, so
+        # one big payload delays no other (only NPY headers share a lock: simulation.npy).
         try:
             simulation.validate_params(
                 request.program_id, request.params, backend.snapshot, self.max_decoded_bytes

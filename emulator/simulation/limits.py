@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from emulator.simulation.errors import InvalidParams
+from emulator.simulation.npy import NPY_LOCK
 
 DEFAULT_BUDGET = 200 * 1024 * 1024
 """Used where no setting reaches (tests, the worker's own re-check); the server passes its own."""
@@ -147,7 +148,8 @@ def _charge_npy(data: bytes, path: str, budget: Budget) -> None:
             if major == 1
             else np.lib.format.read_array_header_2_0
         )
-        shape, _, dtype = reader(stream)
+        with NPY_LOCK:  # the header is parsed with ast (see simulation.npy)
+            shape, _, dtype = reader(stream)
     except (ValueError, TypeError, SyntaxError) as exc:
         raise InvalidParams(path, f"the array is not a valid NPY payload ({exc})") from None
     if dtype.hasobject:

@@ -18,6 +18,7 @@ from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
 from emulator.simulation.errors import InvalidParams
+from emulator.simulation.npy import NPY_LOCK
 
 if TYPE_CHECKING:
     from qiskit_aer.noise import NoiseModel
@@ -68,6 +69,9 @@ def decode_markers(value: Any, path: str, depth: int = 0) -> Any:
         if "__type__" not in decoded:
             return decoded
         try:
+            if decoded.get("__type__") == "ndarray":
+                with NPY_LOCK:  # np.load parses the header with ast (see simulation.npy)
+                    return _decoder.object_hook(decoded)
             return _decoder.object_hook(decoded)
         except Exception as exc:  # any failure here is the client's payload
             kind = decoded.get("__type__")
