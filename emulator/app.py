@@ -24,7 +24,7 @@ from emulator.config import Settings
 from emulator.domain.backends import BackendRegistry
 from emulator.domain.storage_urls import StoragePolicy
 from emulator.execution.supervisor import WorkerPool
-from emulator.services.access import AccessPolicy, load_secret
+from emulator.services.access import AccessPolicy
 from emulator.services.control import ControlService
 from emulator.services.hooks import NoExecution
 from emulator.services.jobs import JobService
@@ -35,7 +35,9 @@ from emulator.store.controls import ControlStore
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.journal import JournalStore
+from emulator.store.secrets import TOKEN_SIGNING, shared_secret
 from emulator.store.sessions import SessionStore
+from emulator.store.signals import ChangeListener, fan_out
 
 log = logging.getLogger("emulator")
 
@@ -91,6 +93,7 @@ class Node:
     state: EmulatorState
     engine: Engine
     pool: WorkerPool | None
+    listener: ChangeListener | None = None
 
 
 def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> WorkerPool:
@@ -106,11 +109,32 @@ def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> Wo
     )
 
 
-def build_worker_node(settings: Settings) -> tuple[WorkerPool, Engine]:
-    """A worker node: the store and a pool, no HTTP (`python -m emulator worker`)."""
+@dataclass
+class WorkerNode:
+    """A worker node: the store, a pool and its change listener, no HTTP."""
+
+    pool: WorkerPool
+    engine: Engine
+    listener: ChangeListener | None
+
+    def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        self.pool.start()
+
+    def stop(self) -> None:
+        self.pool.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.engine.dispose()
+
+
+def build_worker_node(settings: Settings) -> WorkerNode:
+    """A worker node (`python -m emulator worker`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.effective_database_url)
-    return _pool(settings, Repository(engine), BackendRegistry(settings.backends)), engine
+    pool = _pool(settings, Repository(engine), BackendRegistry(settings.backends))
+    return WorkerNode(pool, engine, ChangeListener.for_engine(engine, pool.job_changed))
 
 
 def build_node(
@@ -126,8 +150,14 @@ def build_node(
     watch = JobWatch()
     repo = Repository(engine, on_transition=watch.notify)
     backends = BackendRegistry(settings.backends)
-    access = AccessPolicy(settings, load_secret(settings.data_dir))
+    # Shared by every node of the store; a data dir's key of an earlier release is adopted.
+    secret = shared_secret(engine, TOKEN_SIGNING, adopt=settings.data_dir / "token-secret")
+    access = AccessPolicy(settings, secret)
     pool = _pool(settings, repo, backends) if start_workers else None
+    # Other processes' changes (PostgreSQL): held polls end, local slots hear of cancels.
+    listener = ChangeListener.for_engine(
+        engine, fan_out(watch.notify, pool.job_changed if pool else None), watch.listening
+    )
     session_store = SessionStore(repo, settings.session_policy)
     controls = ControlStore(engine)
     journal = journal or RequestJournal()
@@ -156,7 +186,7 @@ def build_node(
     state = EmulatorState(
         settings, access, backends, jobs, sessions, control, pool or NoExecution()
     )
-    return Node(state, engine, pool)
+    return Node(state, engine, pool, listener)
 
 
 def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
@@ -169,6 +199,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         node = build_node(settings, start_workers=start_workers, journal=journal, faults=faults)
         app.state.emulator = node.state
+        if node.listener is not None:
+            node.listener.start()
         if node.pool is not None:
             node.pool.start()
         stop_settling = threading.Event()
@@ -188,6 +220,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
             traffic.join(5)
             if node.pool is not None:
                 node.pool.stop()
+            if node.listener is not None:
+                node.listener.stop()
             node.engine.dispose()
 
     app = Starlette(

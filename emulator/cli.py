@@ -300,18 +300,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     try:
-        pool, engine = build_worker_node(settings)
+        node = build_worker_node(settings)
         print(
-            f"IBM Quantum API emulator {__version__} — worker node {pool.pool_id}: "
+            f"IBM Quantum API emulator {__version__} — worker node {node.pool.pool_id}: "
             f"{settings.workers} simulation process(es) on "
             f"{'the external database' if settings.database_url else 'SQLite'}",
             flush=True,
         )
-        pool.start()
+        node.start()
         stop.wait()
-        log.info("worker node %s stopping", pool.pool_id)
-        pool.stop()
-        engine.dispose()
+        log.info("worker node %s stopping", node.pool.pool_id)
+        node.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -70,6 +70,19 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A worker's hold on one run of a job: the worker and the claim's fencing token.
+
+    Every claim increments the job's token (never given back, unlike an attempt), so a worker
+    that lost its job — requeued by the heartbeat sweep, taken over by another node, even
+    reclaimed later by the same worker — cannot write into the run that followed.
+    """
+
+    worker_id: str
+    token: int
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """A stored job as of one read. Never a live ORM object."""
 
@@ -95,6 +108,7 @@ class JobSnapshot:
     finished_at: datetime | None = None
     worker_id: str | None = None
     attempts: int = 0
+    claim_token: int = 0
     quantum_seconds: float | None = None
     api: Api = Api.RUNTIME
     storage: str | None = None  # JSON of the Direct Access storage locations
@@ -110,6 +124,13 @@ class JobSnapshot:
     @property
     def owner(self) -> Owner:
         return Owner(self.instance, self.api)
+
+    @property
+    def lease(self) -> Lease | None:
+        """The hold of the worker running it (None unless Running)."""
+        if self.worker_id is None:
+            return None
+        return Lease(self.worker_id, self.claim_token)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from emulator.domain.backends import BackendRegistry
 from emulator.domain.controls import InjectedOutcome
 from emulator.domain.errors import BackendNotFound, JobNotFound
 from emulator.domain.ids import new_id
-from emulator.domain.jobs import Api, JobSnapshot, JobState, utcnow
+from emulator.domain.jobs import Api, JobSnapshot, JobState, Lease, utcnow
 from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.execution.delivery import render_direct_access_logs
 from emulator.execution.storage import StorageError, fetch_text, put_text
@@ -104,6 +104,17 @@ class WorkerPool:
     def job_cancelled(self, job_id: str) -> None:
         for slot in self.slots:
             slot.interrupt_if_running(job_id)
+
+    def job_changed(self, job_id: str, state: str) -> None:
+        """Another process changed a job (the store's change channel): a queued job wakes an
+        idle slot; a slot running it checks at once whether the run is still its own (a
+        cancel through an API node stops the simulation here without waiting for the next
+        check)."""
+        if state == JobState.QUEUED.value:
+            self.job_submitted()
+        if state != JobState.RUNNING.value:
+            for slot in self.slots:
+                slot.recheck_if_running(job_id)
 
     def held_instances(self) -> set[str]:
         """Instances whose jobs must stay Queued: out of usage time in hold mode."""
@@ -207,6 +218,7 @@ class Slot(threading.Thread):
         self._lock = threading.Lock()
         self._interrupt_recv, self._interrupt_send = multiprocessing.Pipe(duplex=False)
         self._kill_current = False
+        self._recheck = False
 
     # -- control from other threads ----------------------------------------------------------
 
@@ -219,6 +231,18 @@ class Slot(threading.Thread):
     def interrupt(self) -> None:
         with self._lock:
             self._interrupt_send.send(b"x")
+
+    def recheck_if_running(self, job_id: str) -> None:
+        """Check the running job's lease now rather than at the next beat."""
+        with self._lock:
+            if self._current == job_id:
+                self._recheck = True
+                self._interrupt_send.send(b"x")
+
+    def _take_recheck(self) -> bool:
+        with self._lock:
+            asked, self._recheck = self._recheck, False
+        return asked
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -280,6 +304,7 @@ class Slot(threading.Thread):
         with self._lock:
             self._current = job.id
             self._kill_current = False
+            self._recheck = False
         try:
             ended = self._prepare_and_simulate(job)
         finally:
@@ -304,10 +329,10 @@ class Slot(threading.Thread):
                 )
             except StorageError as exc:
                 return outcome(End.STORAGE_FAILED, error=str(exc))
-            self.pool.repo.set_params(job.id, params)
+            self.pool.repo.set_params(job.id, _lease(job), params)
         # A cancel that came while the input was fetched (or just after the claim) must not
         # let the simulation start: the job is no longer Running in the store.
-        if self._kill_current or not self.pool.repo.heartbeat(self.worker_id, job.id):
+        if self._kill_current or not self.pool.repo.heartbeat(_lease(job), job.id):
             self._drain_interrupts()
             return CANCELLED
         deadline = _deadline(job)
@@ -370,8 +395,10 @@ class Slot(threading.Thread):
                     return CANCELLED
                 if self.pool._stopping.is_set():
                     return STOPPING
+                if self._take_recheck():
+                    next_beat = 0.0
             if time.monotonic() >= next_beat:
-                if not self.pool.repo.heartbeat(self.worker_id, job.id):
+                if not self.pool.repo.heartbeat(_lease(job), job.id):
                     return CANCELLED  # cancelled (or taken over) through another process
                 next_beat = time.monotonic() + STILL_MINE_S
 
@@ -449,6 +476,8 @@ class Slot(threading.Thread):
                 if self.pool._stopping.is_set():
                     self._kill_child()
                     return STOPPING
+                if self._take_recheck():
+                    next_beat = 0.0
             if self._process.sentinel in ready:
                 return self._crashed()
             now = time.monotonic()
@@ -456,7 +485,7 @@ class Slot(threading.Thread):
                 self._kill_child()
                 return _ran_too_long(job)
             if now >= next_beat:
-                if not self.pool.repo.heartbeat(self.worker_id, job.id):
+                if not self.pool.repo.heartbeat(_lease(job), job.id):
                     # Cancelled (or taken over) through another process: stop the simulation.
                     self._kill_child()
                     return CANCELLED
@@ -466,13 +495,13 @@ class Slot(threading.Thread):
         """Write how the run ended: one lookup in the outcome table (domain.outcomes)."""
         if isinstance(ended, Completed):
             self.pool.repo.complete_job(
-                job.id, self.worker_id, ended.result, ended.log, ended.quantum_seconds
+                job.id, _lease(job), ended.result, ended.log, ended.quantum_seconds
             )
         elif ended.state is JobState.QUEUED:
-            self.pool.repo.requeue_outcome(job.id, ended, held_by=self.worker_id)
+            self.pool.repo.requeue_outcome(job.id, ended, held_by=_lease(job))
         else:
             # A job cancelled by its client is Cancelled already: the guarded UPDATE is a no-op.
-            self.pool.repo.transition(job.id, ended, held_by=self.worker_id)
+            self.pool.repo.transition(job.id, ended, held_by=_lease(job))
 
     def _crash_outcome(self, job: JobSnapshot, crash: Crashed) -> Outcome:
         """Requeue a job whose worker died while it has attempts left; fail it after the last."""
@@ -566,6 +595,13 @@ def _signal_name(number: int) -> str:
 Ended = Completed | Outcome | Crashed
 CANCELLED = outcome(End.CANCELLED_BY_CLIENT)  # the service has cancelled it already
 STOPPING = outcome(End.REQUEUED_SHUTDOWN)
+
+
+def _lease(job: JobSnapshot) -> Lease:
+    """The run's fencing lease, from the claim's snapshot: every write of the run checks it."""
+    lease = job.lease
+    assert lease is not None, "a claimed job has a worker"
+    return lease
 
 
 def _ran_too_long(job: JobSnapshot) -> Outcome:

@@ -8,10 +8,8 @@ it only needs integer `iat`/`exp`.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -36,18 +34,6 @@ class Identity:
 
 def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
-
-
-def load_secret(data_dir: Path) -> bytes:
-    """The signing secret, created on first start and kept with the data."""
-    path = data_dir / "token-secret"
-    if path.is_file():
-        return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    path.write_bytes(secret)
-    path.chmod(0o600)
-    return secret
 
 
 class AccessPolicy:

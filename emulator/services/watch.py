@@ -17,8 +17,11 @@ T = TypeVar("T")
 
 
 RECHECK_S = 0.1
-"""A held poll also re-reads this often: a job run by another process (a worker node on the
-same store) ends without this process's notice (the polling fallback)."""
+"""A held poll also re-reads this often when no change channel tells this process of other
+processes' changes (SQLite, or PostgreSQL while the listener reconnects): the polling
+fallback for a job run by a worker node on the same store."""
+LISTENING_RECHECK_S = 1.0
+"""The re-read while PostgreSQL's notifications flow: only a safety net then."""
 
 
 class JobWatch:
@@ -31,8 +34,13 @@ class JobWatch:
             defaultdict(list)
         )
 
-    def notify(self, job_id: str) -> None:
-        """Called by the store after a committed transition (any thread)."""
+    def listening(self, flowing: bool) -> None:
+        """Told by the store's change listener whether other processes' changes reach us."""
+        self.recheck = LISTENING_RECHECK_S if flowing else RECHECK_S
+
+    def notify(self, job_id: str, state: str = "") -> None:
+        """Called after a committed change of the job, by this process or another (any
+        thread)."""
         with self._lock:
             waiters = self._waiters.pop(job_id, [])
         for loop, event in waiters:

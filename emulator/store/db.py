@@ -3,6 +3,8 @@ schema brought to the head migration (store.migrate)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # Take transaction control from the driver so BEGIN can be IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -43,3 +45,17 @@ def _configure_sqlite(engine: Engine) -> None:
         # or two of them deadlock into "database is locked". Pure reads stay deferred.
         mode = "DEFERRED" if conn.get_execution_options().get("read_only") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enable_wal(cursor: Any, attempts: int = 100) -> None:
+    """Switch the file to WAL (persistent: a no-op once done). Processes opening a new file at
+    once race for the switch's exclusive lock, and SQLite reports "locked" at once rather than
+    through its busy handler, so retry for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)

@@ -8,7 +8,7 @@ Usage sums live in `usage`, sessions in `sessions`, control-plane rows in `contr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,16 +46,19 @@ from emulator.domain.jobs import (
     JobFilter,
     JobSnapshot,
     JobState,
+    Lease,
     NewJob,
     Owner,
     utcnow,
 )
 from emulator.domain.outcomes import End, Outcome, outcome
+from emulator.store.signals import Change
 from emulator.store.tables import job_events, job_tags, jobs, sessions
 from emulator.store.transitions import (
     Transactions,
     announce,
     claim_next,
+    held,
     log_event,
     owned_by,
     transition,
@@ -93,6 +96,7 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
         finished_at=m["finished_at"],
         worker_id=m["worker_id"],
         attempts=m["attempts"],
+        claim_token=m["claim_token"],
         quantum_seconds=m["quantum_seconds"],
         api=Api(m["api"]),
         storage=m["storage"],
@@ -108,9 +112,9 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
 class Repository:
     """Job persistence over one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, on_transition: Callable[[str], None] | None = None) -> None:
+    def __init__(self, engine: Engine, on_transition: Change | None = None) -> None:
         self.engine = engine
-        # Write transactions; `on_transition` hears of every committed change (held polls).
+        # Write transactions; `on_transition` hears of this process's committed changes.
         self.tx = Transactions(engine, on_transition)
         self.usage = UsageLedger(engine)
 
@@ -182,7 +186,7 @@ class Repository:
         if job.tags:
             conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
         log_event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
-        announce(conn, job.id)
+        announce(conn, job.id, JobState.QUEUED)
         snapshot = self._load(conn, job.id, None)
         assert snapshot is not None
         return snapshot
@@ -240,10 +244,14 @@ class Repository:
             )
         return InstanceActivity(pending=int(pending), recent=recent, consumed=consumed)
 
-    def set_params(self, job_id: str, params: str) -> None:
-        """Keep the input a Direct Access worker fetched, for inspection."""
+    def set_params(self, job_id: str, lease: Lease, params: str) -> bool:
+        """Keep the input a Direct Access worker fetched, for inspection; False when this run
+        of the job is no longer the worker's."""
         with self.tx.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(params=params))
+            changed = conn.execute(
+                update(jobs).where(jobs.c.id == job_id, *held(lease)).values(params=params)
+            )
+        return changed.rowcount > 0
 
     def get_job(self, owner: Owner, job_id: str, with_params: bool = False) -> JobSnapshot:
         """One job of an owner."""
@@ -351,7 +359,7 @@ class Repository:
         to: JobState | Outcome,
         *,
         owner: Owner | None = None,
-        held_by: str | None = None,
+        held_by: Lease | None = None,
         message: str | None = None,
         when: Sequence[Any] = (),
         **values: Any,
@@ -428,22 +436,17 @@ class Repository:
         assert snapshot is not None
         return _with(snapshot, params=params)
 
-    def heartbeat(self, worker_id: str, job_id: str) -> bool:
-        """Mark a running job alive; False when it is no longer Running on this worker."""
+    def heartbeat(self, lease: Lease, job_id: str) -> bool:
+        """Mark a running job alive; False when this run of it is no longer Running under
+        `lease` (cancelled, requeued, taken over)."""
         with self.tx.begin() as conn:
             result = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.worker_id == worker_id,
-                    jobs.c.state == JobState.RUNNING.value,
-                )
-                .values(heartbeat_at=utcnow())
+                update(jobs).where(jobs.c.id == job_id, *held(lease)).values(heartbeat_at=utcnow())
             )
         return result.rowcount > 0
 
     def complete_job(
-        self, job_id: str, worker_id: str, result: str, log: Sequence[str], quantum_seconds: float
+        self, job_id: str, lease: Lease, result: str, log: Sequence[str], quantum_seconds: float
     ) -> JobSnapshot | None:
         """Record a worker's result and its log lines in one transaction; None if the job was
         cancelled (or taken from this worker) meanwhile."""
@@ -452,7 +455,7 @@ class Repository:
                 conn,
                 job_id,
                 outcome(End.COMPLETED, seconds=quantum_seconds),
-                held_by=worker_id,
+                held_by=lease,
                 result=result,
                 quantum_seconds=quantum_seconds,
             )
@@ -463,7 +466,7 @@ class Repository:
             return self._load(conn, job_id, None)
 
     def requeue(
-        self, job_id: str, message: str, *, held_by: str | None, count_attempt: bool
+        self, job_id: str, message: str, *, held_by: Lease | None, count_attempt: bool
     ) -> JobSnapshot | None:
         """Give a Running job back to the queue; None if it is not Running (on `held_by`).
 
@@ -476,7 +479,7 @@ class Repository:
         return self.transition(job_id, JobState.QUEUED, held_by=held_by, message=message, **values)
 
     def requeue_outcome(
-        self, job_id: str, ended: Outcome, *, held_by: str | None
+        self, job_id: str, ended: Outcome, *, held_by: Lease | None
     ) -> JobSnapshot | None:
         """`requeue` for a requeueing row of the outcome table (its message and attempt rule)."""
         message, _, _ = ended.render()
@@ -495,12 +498,18 @@ class Repository:
         stale = or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < cutoff)
         with self._read() as conn, conn.begin():
             rows = conn.execute(
-                select(jobs.c.id, jobs.c.attempts, jobs.c.worker_id, sessions.c.closed_at)
+                select(
+                    jobs.c.id,
+                    jobs.c.attempts,
+                    jobs.c.worker_id,
+                    jobs.c.claim_token,
+                    sessions.c.closed_at,
+                )
                 .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
                 .where(jobs.c.state == JobState.RUNNING.value, stale)
             ).all()
         recovered: list[JobSnapshot] = []
-        for job_id, attempts, worker_id, session_closed_at in rows:
+        for job_id, attempts, worker_id, token, session_closed_at in rows:
             if session_closed_at is not None:
                 # Its session closed while it ran: it may finish, but it cannot queue again
                 # (a closed session holds no queued jobs), so it ends like them.
@@ -513,7 +522,8 @@ class Repository:
                     End.REQUEUED_WORKER_LOST, attempts=attempts, max_attempts=max_attempts
                 )
                 values = dict(_REQUEUED)
-            snap = self.transition(job_id, end, held_by=worker_id, when=[stale], **values)
+            lease = Lease(worker_id, token)
+            snap = self.transition(job_id, end, held_by=lease, when=[stale], **values)
             if snap is not None:
                 recovered.append(snap)
         return recovered

@@ -15,9 +15,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
-
-from emulator.store.tables import metadata
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.engine.interfaces import ReflectedColumn
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"
@@ -60,25 +59,30 @@ def migrate(engine: Engine) -> None:
 
 def _add_missing_columns(conn: Connection) -> None:
     """A pre-Alembic data dir: add the baseline's columns it lacks (as older releases did at
-    start: columns were only ever added, nullable or with a server default)."""
+    start: columns were only ever added, nullable or with a server default). Later columns
+    come from their migrations, so the baseline's own are read from a scratch database."""
+    baseline = _baseline_columns()
     existing = inspect(conn)
-    present = set(existing.get_table_names())
-    for table in metadata.sorted_tables:
-        if table.name not in present:
-            continue  # created by a later migration
-        have = {c["name"] for c in existing.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
+    for table in existing.get_table_names():
+        have = {c["name"] for c in existing.get_columns(table)}
+        for column in baseline.get(table, []):
+            if column["name"] in have:
                 continue
-            kind = column.type.compile(dialect=conn.dialect)
-            default = ""
-            if column.server_default is not None:
-                value = column.server_default.arg  # type: ignore[attr-defined]
-                rendered = (
-                    value.compile(dialect=conn.dialect) if hasattr(value, "compile") else value
-                )
-                default = f" DEFAULT {rendered}"
-            null = "" if column.nullable else " NOT NULL"
+            kind = column["type"].compile(dialect=conn.dialect)
+            default = "" if column["default"] is None else f" DEFAULT {column['default']}"
+            null = "" if column["nullable"] else " NOT NULL"
             conn.exec_driver_sql(
-                f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}{null}'
+                f'ALTER TABLE {table} ADD COLUMN "{column["name"]}" {kind}{default}{null}'
             )
+
+
+def _baseline_columns() -> dict[str, list[ReflectedColumn]]:
+    """Every table's columns at the baseline revision (migrated into memory, reflected)."""
+    scratch = create_engine("sqlite://")
+    try:
+        with scratch.begin() as conn:
+            command.upgrade(_config(conn), BASELINE)
+            reflected = inspect(conn)
+            return {t: reflected.get_columns(t) for t in reflected.get_table_names()}
+    finally:
+        scratch.dispose()

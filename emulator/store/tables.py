@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -50,6 +51,8 @@ jobs = Table(
     Column("worker_id", String(64)),
     Column("heartbeat_at", DateTime),
     Column("attempts", Integer, nullable=False, default=0),
+    # The fencing token: incremented by every claim, checked by every write of a worker.
+    Column("claim_token", Integer, nullable=False, default=0, server_default="0"),
     Column("quantum_seconds", Float),
     Column("api", String(16), nullable=False, default="runtime"),
     Column("storage", Text),
@@ -134,4 +137,15 @@ request_journal = Table(
     Column("duration_ms", Float, nullable=False),
     Column("instance", Text),
     Column("fault", Text),
+)
+
+
+# Secrets every node of one store must share (the token-signing key): a token issued by one
+# API node is accepted by every other behind the same load balancer.
+node_secrets = Table(
+    "node_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )

@@ -10,7 +10,7 @@ event and remembered on the connection; `Transaction` announces the changed jobs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,8 +28,9 @@ from sqlalchemy import (
     update,
 )
 
-from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobState, Owner, utcnow
+from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobState, Lease, Owner, utcnow
 from emulator.domain.outcomes import Outcome
+from emulator.store.signals import Change, publish
 from emulator.store.tables import job_events, jobs, sessions
 
 _CHANGED = "emulator.changed_jobs"
@@ -38,6 +39,15 @@ _CHANGED = "emulator.changed_jobs"
 def owned_by(owner: Owner) -> tuple[Any, ...]:
     """The WHERE conditions that keep a statement to one owner's jobs."""
     return (jobs.c.instance == owner.instance, jobs.c.api == owner.api.value)
+
+
+def held(lease: Lease) -> tuple[Any, ...]:
+    """The WHERE conditions of a write by the worker holding `lease` (the fencing check)."""
+    return (
+        jobs.c.worker_id == lease.worker_id,
+        jobs.c.claim_token == lease.token,
+        jobs.c.state == JobState.RUNNING.value,
+    )
 
 
 def log_event(conn: Connection, job_id: str, message: str, level: str = "INFO") -> None:
@@ -53,7 +63,7 @@ def transition(
     to: JobState | Outcome,
     *,
     owner: Owner | None = None,
-    held_by: str | None = None,
+    held_by: Lease | None = None,
     message: str | None = None,
     when: Sequence[ColumnElement[bool]] = (),
     **values: Any,
@@ -61,9 +71,10 @@ def transition(
     """Move a job to a state (or to an outcome's state, with its reason, code and solution) if
     its current state allows it; False when it does not.
 
-    `held_by` additionally requires the job to still be held by that worker, so a worker that
-    lost its job (cancelled, requeued) cannot overwrite what happened since; `when` adds
-    conditions of the caller's (e.g. a heartbeat that is still stale).
+    `held_by` additionally requires the job to still be held under that lease (worker and
+    fencing token), so a worker that lost its run (cancelled, requeued, taken over) cannot
+    overwrite what happened since; `when` adds conditions of the caller's (e.g. a heartbeat
+    that is still stale).
     """
     level = "INFO"
     if isinstance(to, Outcome):
@@ -77,7 +88,7 @@ def transition(
     if owner is not None:
         conditions.extend(owned_by(owner))
     if held_by is not None:
-        conditions.append(jobs.c.worker_id == held_by)
+        conditions.extend(held(held_by))
     conditions.extend(when)
     if to in TERMINAL:
         values.setdefault("finished_at", utcnow())
@@ -85,7 +96,7 @@ def transition(
     if not changed.rowcount:
         return False
     log_event(conn, job_id, message or f"Job {to.value}", level)
-    conn.info.setdefault(_CHANGED, set()).add(job_id)
+    _changed(conn)[job_id] = to.value
     return True
 
 
@@ -131,6 +142,7 @@ def claim_next(
             running_at=now,
             heartbeat_at=now,
             attempts=jobs.c.attempts + 1,
+            claim_token=jobs.c.claim_token + 1,
         )
         .returning(jobs.c.id)
     ).one_or_none()
@@ -138,14 +150,22 @@ def claim_next(
         return None
     job_id = str(row[0])
     log_event(conn, job_id, f"Job running on emulator worker {worker_id}")
-    conn.info.setdefault(_CHANGED, set()).add(job_id)
+    _changed(conn)[job_id] = JobState.RUNNING.value
     return job_id
 
 
-class Transactions:
-    """Opens write transactions and announces, after each commit, the jobs that changed."""
+def _changed(conn: Connection) -> dict[str, str]:
+    """The jobs this transaction changed so far, with their new states."""
+    changed: dict[str, str] = conn.info.setdefault(_CHANGED, {})
+    return changed
 
-    def __init__(self, engine: Engine, on_change: Callable[[str], None] | None = None) -> None:
+
+class Transactions:
+    """Opens write transactions and announces the jobs that changed: to other processes
+    through the store (`signals.publish`, delivered at commit), and after the commit to this
+    process's `on_change` (job id, new state)."""
+
+    def __init__(self, engine: Engine, on_change: Change | None = None) -> None:
         self.engine = engine
         self.on_change = on_change
 
@@ -159,12 +179,13 @@ class Transactions:
             except BaseException:
                 conn.info.pop(_CHANGED, None)
                 raise
-            changed = conn.info.pop(_CHANGED, set())
+            changed = conn.info.pop(_CHANGED, {})
+            publish(conn, changed)
         if self.on_change is not None:
             for job_id in sorted(changed):
-                self.on_change(job_id)
+                self.on_change(job_id, changed[job_id])
 
 
-def announce(conn: Connection, job_id: str) -> None:
-    """Have `Transactions` announce `job_id` after commit (a job just stored, not moved)."""
-    conn.info.setdefault(_CHANGED, set()).add(job_id)
+def announce(conn: Connection, job_id: str, state: JobState) -> None:
+    """Have `Transactions` announce `job_id` (a job just stored in `state`, not moved)."""
+    _changed(conn)[job_id] = state.value

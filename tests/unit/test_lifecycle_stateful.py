@@ -42,7 +42,15 @@ from emulator.domain.errors import (
     SessionBackendMismatch,
     SessionClosed,
 )
-from emulator.domain.jobs import ALLOWED_FROM, TERMINAL, JobFilter, JobState, NewJob, Owner
+from emulator.domain.jobs import (
+    ALLOWED_FROM,
+    TERMINAL,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    Owner,
+)
 from emulator.domain.sessions import SessionMode, SessionPolicy, SessionState
 from emulator.services import jobs as services_module
 from emulator.services.jobs import store_runtime_job
@@ -111,6 +119,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.seen: dict[str, JobState] = {}  # last observed state of every job
         self.closed_at: dict[str, datetime] = {}  # sessions observed closed
         self.deleted: set[str] = set()
+        self.leases: list[tuple[str, Lease]] = []  # every lease a claim handed out
 
     def _counted(self, function: Any) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -276,17 +285,41 @@ class Lifecycle(RuleBasedStateMachine):
         job = self.repo.claim_next(worker)
         if job is not None:
             assert job.state is JobState.RUNNING and job.worker_id == worker
+            assert job.lease is not None
+            assert (job.id, job.lease) not in self.leases, "a fencing token was reused"
+            self.leases.append((job.id, job.lease))
+
+    @rule(data=st.data())
+    def a_worker_writes_with_an_old_lease(self, data: st.DataObject) -> None:
+        """A worker that lost a run (requeued, taken over, cancelled) writes its result: only
+        the current lease of a Running job may (the fencing check)."""
+        if not self.leases:
+            return
+        job_id, lease = data.draw(st.sampled_from(self.leases))
+        row = next((r for r in self._rows() if r["id"] == job_id), None)
+        current = (
+            row is not None
+            and row["state"] == JobState.RUNNING.value
+            and (row["worker_id"], row["claim_token"]) == (lease.worker_id, lease.token)
+        )
+        if current:
+            return  # the finish rule covers the current holder
+        before = self._watched()
+        assert not self.repo.heartbeat(lease, job_id)
+        assert self.repo.complete_job(job_id, lease, "{}", [], 1.0) is None
+        assert self.repo.transition(job_id, JobState.FAILED, held_by=lease) is None
+        assert self._watched() == before  # nothing was written
 
     @rule(worker=st.sampled_from(WORKERS), succeed=st.booleans())
     def finish(self, worker: str, succeed: bool) -> None:
-        for job_id in self._running_on(worker):
+        for job_id, lease in self._running_on(worker):
             self.clock.now += timedelta(seconds=2)
             if succeed:
-                done = self.repo.complete_job(job_id, worker, "{}", [], 2.0)
+                done = self.repo.complete_job(job_id, lease, "{}", [], 2.0)
                 assert done is not None and done.state is JobState.COMPLETED
             else:
                 failed = self.repo.transition(
-                    job_id, JobState.FAILED, held_by=worker, reason="simulated failure"
+                    job_id, JobState.FAILED, held_by=lease, reason="simulated failure"
                 )
                 assert failed is not None
 
@@ -310,9 +343,9 @@ class Lifecycle(RuleBasedStateMachine):
         with self.repo.engine.connect() as conn:
             return list(conn.execute(select(jobs)).mappings())
 
-    def _running_on(self, worker: str) -> list[str]:
+    def _running_on(self, worker: str) -> list[tuple[str, Lease]]:
         return [
-            r["id"]
+            (r["id"], Lease(worker, r["claim_token"]))
             for r in self._rows()
             if r["state"] == JobState.RUNNING.value and r["worker_id"] == worker
         ]

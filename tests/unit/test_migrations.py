@@ -3,22 +3,25 @@ jobs readable, and nodes starting at once do not trip over each other (SQLite, P
 
 from __future__ import annotations
 
+import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from qiskit_ibm_runtime.json import RuntimeDecoder
 
-from emulator.domain.jobs import JobState, NewJob, Owner
+from emulator.domain.jobs import JobFilter, JobState, NewJob, Owner
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.migrate import current_revision, head_revision
 from emulator.store.tables import metadata
 
-OWNER = Owner("crn:migrations")
-BASELINE_TABLES = ("jobs", "sessions", "job_events", "job_tags", "controls")
-"""What the last release before Alembic created."""
+BEFORE_ALEMBIC = Path(__file__).parents[2] / "fixtures" / "stores" / "before-alembic.db"
+OLD_OWNER = Owner(
+    "crn:v1:bluemix:public:quantum-computing:us-east:a/emulator:00000000-0000-4000-8000-000000000000::"
+)
 
 
 def test_an_empty_store_reaches_head_with_the_schema_the_code_uses(database_url: str) -> None:
@@ -33,33 +36,34 @@ def test_an_empty_store_reaches_head_with_the_schema_the_code_uses(database_url:
 
 
 def test_a_data_dir_from_before_alembic_is_adopted_with_its_jobs(tmp_path: Path) -> None:
-    """What the last release left: tables from create_all, one column short, no version."""
-    url = f"sqlite:///{tmp_path / 'emulator.db'}"
-    old = sqlalchemy.create_engine(url)
-    metadata.create_all(old, tables=[metadata.tables[name] for name in BASELINE_TABLES])
-    with old.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN seed")  # added by a later release
-        conn.exec_driver_sql(
-            "INSERT INTO jobs (id, instance, program_id, backend, state, params, log_level, "
-            "private, created_at, attempts, api, held, polls) VALUES ('old-job', "
-            f"'{OWNER.instance}', 'sampler', 'fake_manila', 'completed', '{{}}', 'WARNING', 0, "
-            "'2026-11-30 10:00:00', 1, 'runtime', 0, 0)"
-        )
-    old.dispose()
-    engine = create_store_engine(url)
+    """The store a real earlier release left (fixtures/stores/README.md) reaches head, its jobs
+    read back with their results and tags, and new jobs go in beside them."""
+    shutil.copy(BEFORE_ALEMBIC, tmp_path / "emulator.db")
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'emulator.db'}")
     try:
         assert current_revision(engine) == head_revision()
-        job = Repository(engine).get_job(OWNER, "old-job")
-        assert job.state is JobState.COMPLETED and job.seed is None
-        Repository(engine).create_job(
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        repo = Repository(engine)
+        jobs, count = repo.list_jobs(OLD_OWNER, JobFilter(descending=False))
+        assert count == 2 and all(job.state is JobState.COMPLETED for job in jobs)
+        first, in_session = jobs
+        assert first.tags == ("made-by-previous-release",) and in_session.session_id
+        _, result = repo.get_result(OLD_OWNER, first.id)
+        assert result is not None
+        counts = json.loads(result, cls=RuntimeDecoder)[0].data.meas.get_counts()
+        assert sum(counts.values()) == 100
+        repo.create_job(
             NewJob(
                 id="new-job",
-                instance=OWNER.instance,
+                instance=OLD_OWNER.instance,
                 program_id="sampler",
-                backend="fake_manila",
+                backend="ibm_brisbane",
                 params="{}",
             )
         )
+        claimed = repo.claim_next("w1")
+        assert claimed is not None and claimed.id == "new-job" and claimed.claim_token == 1
     finally:
         engine.dispose()
 

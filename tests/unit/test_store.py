@@ -19,7 +19,7 @@ from emulator.domain.errors import (
     PendingJobsLimit,
     UsageLimitReached,
 )
-from emulator.domain.jobs import Api, JobFilter, JobState, NewJob, Owner, utcnow
+from emulator.domain.jobs import Api, JobFilter, JobState, Lease, NewJob, Owner, utcnow
 from emulator.domain.sessions import SessionMode, SessionPolicy
 from emulator.services.jobs import store_runtime_job
 from emulator.store.db import create_store_engine
@@ -87,19 +87,42 @@ def test_worker_cannot_overwrite_a_cancelled_job(repo: Repository) -> None:
     claimed = repo.claim_next("w1")
     assert claimed is not None and claimed.state is JobState.RUNNING and claimed.params == "{}"
     repo.cancel_job(A, "j1")
-    assert repo.complete_job("j1", "w1", "result", ["line"], 0.1) is None
+    assert repo.complete_job("j1", Lease("w1", 1), "result", ["line"], 0.1) is None
     job, result = repo.get_result(A, "j1")
     assert job.state is JobState.CANCELLED and result is None
 
 
 def test_only_the_owning_worker_completes(repo: Repository) -> None:
     new(repo, "j1")
-    repo.claim_next("w1")
-    assert repo.complete_job("j1", "w2", "r", [], 0.1) is None
-    done = repo.complete_job("j1", "w1", "r", ["simulated 2 qubits"], 0.25)
+    claimed = repo.claim_next("w1")
+    assert claimed is not None and claimed.lease == Lease("w1", 1)
+    assert repo.complete_job("j1", Lease("w2", 1), "r", [], 0.1) is None
+    done = repo.complete_job("j1", Lease("w1", 1), "r", ["simulated 2 qubits"], 0.25)
     assert done is not None and done.state is JobState.COMPLETED and done.quantum_seconds == 0.25
     _, events = repo.get_events(A, "j1")
     assert any("simulated 2 qubits" in e.message for e in events)
+
+
+def test_a_worker_that_lost_its_run_cannot_write_into_the_next_one(repo: Repository) -> None:
+    """The fencing token: the same worker claims the job again after the sweep took it back
+    (and a graceful requeue gave the attempt back); the first run's writes are refused."""
+    new(repo, "j1")
+    first = repo.claim_next("w1")
+    assert first is not None and first.lease is not None
+    assert repo.requeue("j1", "stopping", held_by=first.lease, count_attempt=False)
+    second = repo.claim_next("w1")
+    assert second is not None and second.lease is not None
+    assert second.attempts == first.attempts == 1  # the attempt alone could not tell them apart
+    assert second.lease != first.lease
+    assert not repo.heartbeat(first.lease, "j1")
+    assert not repo.set_params("j1", first.lease, "stale input")
+    assert repo.complete_job("j1", first.lease, "stale", [], 0.1) is None
+    assert repo.transition("j1", JobState.FAILED, held_by=first.lease) is None
+    assert repo.requeue("j1", "stale", held_by=first.lease, count_attempt=True) is None
+    assert repo.heartbeat(second.lease, "j1")
+    done = repo.complete_job("j1", second.lease, "fresh", [], 0.1)
+    assert done is not None and done.state is JobState.COMPLETED
+    assert repo.get_result(A, "j1")[1] == "fresh"
 
 
 def test_concurrent_claims_never_share_a_job(repo: Repository) -> None:
@@ -168,13 +191,13 @@ def test_interrupted_jobs_are_requeued_then_failed(repo: Repository) -> None:
 def test_a_graceful_requeue_gives_the_attempt_back(repo: Repository) -> None:
     new(repo, "j1")
     assert repo.claim_next("w1") is not None
-    assert repo.requeue("j1", "stopping", held_by="w2", count_attempt=False) is None  # not w2's
-    back = repo.requeue("j1", "stopping", held_by="w1", count_attempt=False)
+    assert repo.requeue("j1", "stopping", held_by=Lease("w2", 1), count_attempt=False) is None
+    back = repo.requeue("j1", "stopping", held_by=Lease("w1", 1), count_attempt=False)
     assert back is not None and back.state is JobState.QUEUED and back.attempts == 0
     assert back.worker_id is None and back.running_at is None
     again = repo.claim_next("w2")
     assert again is not None and again.attempts == 1
-    crashed = repo.requeue("j1", "crashed", held_by="w2", count_attempt=True)
+    crashed = repo.requeue("j1", "crashed", held_by=Lease("w2", 2), count_attempt=True)
     assert crashed is not None and crashed.attempts == 1
 
 
@@ -182,7 +205,7 @@ def test_recovery_does_not_charge_a_graceful_stop(repo: Repository) -> None:
     """Stopped gracefully once, then killed: one attempt spent, so it is requeued, not failed."""
     new(repo, "j1")
     repo.claim_next("w1")
-    repo.requeue("j1", "stopping", held_by="w1", count_attempt=False)
+    repo.requeue("j1", "stopping", held_by=Lease("w1", 1), count_attempt=False)
     repo.claim_next("w2")
     (recovered,) = repo.recover_interrupted(max_attempts=2, stale_after=timedelta(0))
     assert recovered.state is JobState.QUEUED and recovered.attempts == 1
@@ -216,7 +239,8 @@ def run_one(repo: Repository, seconds: float) -> str:
     """Claim the next job and complete it as if the simulation took `seconds`."""
     job = repo.claim_next("w1")
     assert job is not None
-    repo.complete_job(job.id, "w1", "result", [], seconds)
+    assert job.lease is not None
+    repo.complete_job(job.id, job.lease, "result", [], seconds)
     return job.id
 
 
@@ -297,6 +321,8 @@ def test_an_older_data_dir_gains_the_new_columns(tmp_path: Path) -> None:
         # and columns added since missing.
         conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.exec_driver_sql("DROP TABLE request_journal")
+        conn.exec_driver_sql("DROP TABLE node_secrets")
+        conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN claim_token")
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN seed")
         conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN held")
     engine.dispose()

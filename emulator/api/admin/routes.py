@@ -107,6 +107,8 @@ def job_json(job: JobSnapshot) -> dict[str, Any]:
         "reason": job.reason,
         "reason_code": job.reason_code,
         "attempts": job.attempts,
+        # Which worker slot runs it ("<node's pool id>-w<slot>"), while it is Running.
+        "worker_id": job.worker_id,
     }
 
 
