@@ -155,8 +155,8 @@ OUTCOMES: dict[End, Row] = {
     ),
     End.REQUEUED_WORKER_LOST: Row(
         JobState.QUEUED,
-        "Job requeued: the emulator stopped while running it (attempt {attempts} of "
-        "{max_attempts})",
+        "Job requeued: its worker stopped while running it, no heartbeat since (attempt "
+        "{attempts} of {max_attempts})",
     ),
 }
 

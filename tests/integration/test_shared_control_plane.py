@@ -1,5 +1,6 @@
-"""Two API nodes on one store share the control plane: the request journal shows both nodes'
-traffic (with each node's name), and a fault rule added through one node applies on the other."""
+"""Two API nodes on one store (SQLite, PostgreSQL) share the control plane: the request journal
+shows both nodes' traffic (with each node's name), a fault rule added through one node applies
+on the other, and a token issued by one node is valid on the other (one key per store)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
-def nodes(tmp_path: Path) -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
-    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+def nodes(
+    tmp_path: Path, database_url: str
+) -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
+    shared = database_url
     first = EmulatorServer(
         tmp_path / "a", "--database-url", shared, "--node-name", "node-a", workers=0
     ).start()
@@ -63,3 +66,12 @@ def test_a_fault_rule_added_on_one_node_applies_on_the_other(
         control.clear_faults()
         wait_until(lambda: api.get("/api/v1/backends").status_code == 200, timeout=30)
     control.close()
+
+
+def test_a_token_from_one_node_is_valid_on_the_other(
+    nodes: tuple[EmulatorServer, EmulatorServer],
+) -> None:
+    """Behind a load balancer the client's token comes from whichever node answered IAM."""
+    first, second = nodes
+    with httpx.Client(base_url=second.url, headers=bearer(first.url)) as api:
+        assert api.get("/api/v1/backends").status_code == 200

@@ -4,10 +4,6 @@ SIGTERM gives its running job back to the queue without spending an attempt."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,42 +16,26 @@ from qiskit_ibm_runtime import SamplerV2
 from tests.circuits import bell, isa, long_running_circuit
 from tests.conftest import bearer
 from tests.integration.test_runtime_http import sampler_body
-from tests.support import EmulatorControl, EmulatorServer, service_for, wait_until
+from tests.support import (
+    EmulatorControl,
+    EmulatorServer,
+    WorkerProcess,
+    service_for,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def worker_node(data_dir: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker process on the SQLite store of `data_dir`, stopped (SIGTERM) afterwards."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
-    log = (data_dir / "worker.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "worker", "--data-dir", str(data_dir), *extra],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+def worker_node(data_dir: Path, *extra: str) -> Iterator[WorkerProcess]:
+    """A worker node on the store of `data_dir` (SQLite unless `extra` names another), stopped
+    (SIGTERM) afterwards."""
+    worker = WorkerProcess(data_dir, *extra).start()
     try:
-        yield process
+        yield worker
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        log.close()
-
-
-def simulations(process: subprocess.Popen[bytes]) -> list[int]:
-    """Pids of a node's simulation processes (multiprocessing spawn children)."""
-    return [
-        child.pid
-        for child in psutil.Process(process.pid).children(recursive=True)
-        if any("spawn_main" in part for part in child.cmdline())
-    ]
+        worker.stop()
 
 
 @pytest.fixture()
@@ -82,7 +62,7 @@ def test_jobs_run_on_the_worker_node_and_a_cancel_reaches_its_simulation(
 
         long_job = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())])
         wait_until(lambda: state(control, long_job.job_id()) == "running", timeout=120)
-        (running,) = wait_until(lambda: simulations(worker), timeout=60)
+        (running,) = wait_until(worker.simulations, timeout=60)
         long_job.cancel()  # through the API node, which runs no simulation
         assert state(control, long_job.job_id()) == "cancelled"
         wait_until(lambda: not psutil.pid_exists(running), timeout=30)
@@ -98,8 +78,7 @@ def test_sigterm_gives_the_running_job_back_without_spending_an_attempt(
         job_id = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())]).job_id()
     with worker_node(api_node.data_dir, "--workers", "1") as worker:
         wait_until(lambda: state(control, job_id) == "running", timeout=120)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(60) == 0
+        assert worker.stop(60) == 0
     job = control.job(job_id)
     assert job["state"] == "queued" and job["attempts"] == 0
     assert any("not counted" in event["message"] for event in job["log"])
