@@ -29,8 +29,9 @@ bench: $(STAMP)
 	$(PY) bench/direct_access.py
 	$(PY) bench/noise_models.py
 
-bench-scale: $(STAMP)  # minutes; add --postgres URL for the PostgreSQL rows
+bench-scale: $(STAMP)  # minutes; PostgreSQL rows when IBMQ_EMULATOR_TEST_POSTGRES is set
 	$(PY) bench/scale.py
+	$(PY) bench/scale.py --circuit heavy --jobs 24
 
 image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .

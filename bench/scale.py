@@ -1,7 +1,12 @@
-"""Jobs per second for a burst of small Sampler jobs, by worker count and deployment; prints.
+"""Jobs per second for a burst of Sampler jobs, by worker count and deployment; prints.
 
     python bench/scale.py                          # SQLite only
     python bench/scale.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    python bench/scale.py --circuit heavy --jobs 24  # simulation-bound jobs (~1 s of CPU each)
+
+`--circuit bell` (default) measures the service: a Bell job is milliseconds of simulation, so
+the figure is the API, the store and the client. `--circuit heavy` (a noisy 12-qubit circuit)
+measures the workers: the figure should grow with workers up to the machine's cores.
 
 For each worker count (default 1, 2, 4): one `serve` node on SQLite; and, with --postgres
 (a server the bench may create databases on; or IBMQ_EMULATOR_TEST_POSTGRES), one API node
@@ -14,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +31,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import EmulatorServer, applied_env, emulator_env  # noqa: E402
+from tests.support import (  # noqa: E402
+    EmulatorServer,
+    WorkerProcess,
+    applied_env,
+    emulator_env,
+)
 
 
 def bell() -> Any:
@@ -39,6 +47,16 @@ def bell() -> Any:
     qc.cx(0, 1)
     qc.measure_all()
     return qc
+
+
+def heavy() -> Any:
+    """Noisy trajectories of an entangled 12-qubit circuit: about a second of CPU per job."""
+    from tests.circuits import long_running_circuit
+
+    return long_running_circuit(width=12, layers=4)
+
+
+CIRCUITS = {"bell": (bell, "fake_manila"), "heavy": (heavy, "ibm_brisbane")}
 
 
 @contextmanager
@@ -59,33 +77,16 @@ def postgres_database(server_url: str) -> Iterator[str]:
 
 @contextmanager
 def worker_node(data_dir: Path, database_url: str, workers: int) -> Iterator[None]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
-    with (data_dir / "worker.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulator",
-                "worker",
-                "--data-dir",
-                str(data_dir),
-                "--database-url",
-                database_url,
-                "--workers",
-                str(workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+    node = WorkerProcess(
+        data_dir, "--database-url", database_url, "--workers", str(workers)
+    ).start()
+    try:
+        yield
+    finally:
+        node.stop(60)
 
 
-def samplers(urls: list[str]) -> list[Any]:
+def samplers(urls: list[str], circuit: Any, backend_name: str) -> list[Any]:
     """One SamplerV2 per API node, each client configured only by that node's `env`."""
     from qiskit.transpiler import generate_preset_pass_manager
     from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
@@ -93,15 +94,16 @@ def samplers(urls: list[str]) -> list[Any]:
     out = []
     for url in urls:
         with applied_env(emulator_env(url)):
-            backend = QiskitRuntimeService().backend("fake_manila")
-        circuit = generate_preset_pass_manager(backend=backend, optimization_level=1).run(bell())
-        out.append((SamplerV2(mode=backend), circuit))
+            backend = QiskitRuntimeService().backend(backend_name)
+        isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
+        out.append((SamplerV2(mode=backend), isa))
     return out
 
 
-def burst(urls: list[str], jobs: int, warm: int, shots: int) -> float:
+def burst(urls: list[str], jobs: int, warm: int, shots: int, kind: str) -> float:
     """Jobs per second for `jobs` submitted at once, after `warm` jobs warmed the workers."""
-    pairs = samplers(urls)
+    factory, backend_name = CIRCUITS[kind]
+    pairs = samplers(urls, factory(), backend_name)
     for job in [
         pairs[i % len(pairs)][0].run([pairs[i % len(pairs)][1]], shots=shots) for i in range(warm)
     ]:
@@ -135,7 +137,7 @@ def run(deployment: str, workers: int, args: argparse.Namespace) -> float:
                 urls.append(api.url)
             (root / "worker").mkdir()
             stack.enter_context(worker_node(root / "worker", url, workers))
-        return burst(urls, args.jobs, warm=2 * workers, shots=args.shots)
+        return burst(urls, args.jobs, warm=2 * workers, shots=args.shots, kind=args.circuit)
 
 
 def main() -> None:
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--shots", type=int, default=100)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--circuit", choices=sorted(CIRCUITS), default="bell")
     parser.add_argument("--postgres", default=os.environ.get("IBMQ_EMULATOR_TEST_POSTGRES", ""))
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -152,7 +155,10 @@ def main() -> None:
         deployments += ["PostgreSQL, one API node", "PostgreSQL, two API nodes"]
     else:
         print("(no --postgres: the PostgreSQL rows are left out)")
-    print(f"burst of {args.jobs} Bell Sampler jobs ({args.shots} shots) on {os.cpu_count()} cores")
+    print(
+        f"burst of {args.jobs} {args.circuit} Sampler jobs ({args.shots} shots) "
+        f"on {os.cpu_count()} cores"
+    )
     print(f"{'deployment':28}" + "".join(f"{n:>4} worker(s)    " for n in counts))
     for deployment in deployments:
         rates = [run(deployment, n, args) for n in counts]
