@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -31,6 +31,7 @@ from emulator.services.jobs import JobService
 from emulator.services.sessions import SessionService
 from emulator.services.traffic import FaultInjector, RequestJournal, keep_traffic_shared
 from emulator.services.watch import JobWatch
+from emulator.store.cache import Coherence, SnapshotCache
 from emulator.store.controls import ControlStore
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
@@ -86,6 +87,22 @@ class ObjectStoreDispatch:
             await self.app(scope, receive, send)
 
 
+class EmulatorApp:
+    """The ASGI app, and what the server calls as it begins to stop (`before_shutdown`)."""
+
+    def __init__(self, app: ASGIApp, stopping: list[Callable[[], None]]) -> None:
+        self.app = app
+        self._stopping = stopping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def before_shutdown(self) -> None:
+        """Before the server waits for open requests: held status polls answer now."""
+        for release in self._stopping:
+            release()
+
+
 @dataclass
 class Node:
     """What one server process runs: the services routes see, and what it starts and stops."""
@@ -129,6 +146,15 @@ class WorkerNode:
         self.engine.dispose()
 
 
+def _coherence(engine: Engine, settings: Settings) -> Coherence:
+    """How far this API node can trust cached final snapshots (store.cache)."""
+    if not settings.database_url:
+        return Coherence.ALONE  # the only API node of its data dir
+    if engine.dialect.name == "postgresql":
+        return Coherence.OFF  # LISTENING once the change channel flows
+    return Coherence.BRIEF  # a shared SQLite file: no channel
+
+
 def build_worker_node(settings: Settings) -> WorkerNode:
     """A worker node (`python -m emulator worker`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,15 +174,26 @@ def build_node(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.effective_database_url)
     watch = JobWatch()
-    repo = Repository(engine, on_transition=watch.notify)
+    cache = SnapshotCache(_coherence(engine, settings))
+    repo = Repository(engine, on_transition=watch.notify, cache=cache)
     backends = BackendRegistry(settings.backends)
     # Shared by every node of the store; a data dir's key of an earlier release is adopted.
     secret = shared_secret(engine, TOKEN_SIGNING, adopt=settings.data_dir / "token-secret")
     access = AccessPolicy(settings, secret)
     pool = _pool(settings, repo, backends) if start_workers else None
     # Other processes' changes (PostgreSQL): held polls end, local slots hear of cancels.
+    def listening(flowing: bool) -> None:
+        repo.cache.set_coherence(Coherence.LISTENING if flowing else Coherence.OFF)
+        watch.listening(flowing)
+
     listener = ChangeListener.for_engine(
-        engine, fan_out(watch.notify, pool.job_changed if pool else None), watch.listening
+        engine,
+        fan_out(
+            lambda job_id, _: repo.cache.drop(job_id),
+            watch.notify,
+            pool.job_changed if pool else None,
+        ),
+        listening,
     )
     session_store = SessionStore(repo, settings.session_policy)
     controls = ControlStore(engine)
@@ -194,11 +231,13 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
 
     # Built before the store opens: the traffic middleware sits outside the Starlette app.
     journal, faults = RequestJournal(), FaultInjector()
+    stopping: list[Callable[[], None]] = []  # what the server calls as it begins to stop
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         node = build_node(settings, start_workers=start_workers, journal=journal, faults=faults)
         app.state.emulator = node.state
+        stopping.append(node.state.jobs.watch.release_all)
         if node.listener is not None:
             node.listener.start()
         if node.pool is not None:
@@ -236,4 +275,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         lifespan=lifespan,
     )
     storage = create_storage_app(settings)
-    return TrafficMiddleware(ObjectStoreDispatch(RuntimePrefix(app), storage), journal, faults)
+    traffic = TrafficMiddleware(ObjectStoreDispatch(RuntimePrefix(app), storage), journal, faults)
+    return EmulatorApp(traffic, stopping)

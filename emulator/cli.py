@@ -234,7 +234,14 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 class _GracefulServer(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT after shutting down, so a clean stop looked like a
-    kill (exit -15). A requested shutdown that completed is a success: exit 0."""
+    kill (exit -15). A requested shutdown that completed is a success: exit 0. And before it
+    waits for open requests, the app's `before_shutdown` ends its held status polls."""
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        release = getattr(self.config.app, "before_shutdown", None)
+        if release is not None:
+            release()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

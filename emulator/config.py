@@ -108,7 +108,7 @@ class Settings:
         "/info and the dashboard page stay open; empty: none",
     )
     job_max_attempts: int = _setting(2, "runs of a job interrupted by a crash before it fails")
-    log_level: str = _setting("info", "server log level")
+    log_level: str = _setting("info", "server log level (debug adds a line per request)")
     lanes_per_backend: int = _setting(5, "Direct Access execution lanes per backend (429 beyond)")
     lane_rule: str = _setting(
         "all", "which Direct Access jobs hold a lane: all (until deleted, as IBM) or running"

@@ -196,6 +196,9 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # A line per request costs more than a status poll itself: only when debugging (the
+        # control plane's request journal records every request anyway).
+        access_log=settings.log_level.lower() in ("debug", "trace"),
         timeout_graceful_shutdown=10,
         http=protocol_for(settings),
         # No API here uses WebSockets; an upgrade would also hand the socket to a protocol

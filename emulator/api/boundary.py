@@ -155,6 +155,13 @@ async def read_body(
     return b"".join(chunks)
 
 
+async def until_disconnected(request: Request) -> None:
+    """Completes when the client has gone (for a request whose body is read or empty): a held
+    poll stops waiting for a client that will never read the answer."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 INLINE_PARSE_BYTES = 64 * 1024
 """Bodies up to this size are parsed on the event loop; larger ones in a worker thread, so one
 big submission never stalls the requests of others while it is parsed."""

@@ -3,9 +3,14 @@ route uses (the container, the caller's instance and owner) — one copy for eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from emulator.config import Instance, Settings
 from emulator.domain.backends import BackendRegistry
@@ -28,6 +33,7 @@ class EmulatorState:
     sessions: SessionService
     control: ControlService
     execution: ExecutionHooks
+    documents: Documents = field(default_factory=lambda: Documents())
 
 
 def state_of(request: Request) -> EmulatorState:
@@ -45,3 +51,26 @@ def owner_of(request: Request) -> Owner:
     """The caller's instance through this API: every service call about jobs needs it."""
     owner: Owner = request.state.owner
     return owner
+
+
+class Documents:
+    """Serialised JSON of what never changes while the server runs (backend configurations
+    and properties): encoded once, served with an ETag, 304 to a client that has it."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, ...], tuple[bytes, str]] = {}
+
+    def response(
+        self, request: Request, key: tuple[str, ...], build: Callable[[], Any]
+    ) -> Response:
+        found = self._bodies.get(key)
+        if found is None:
+            text = json.dumps(build(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            body = text.encode()
+            found = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+            self._bodies[key] = found
+        body, etag = found
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)

@@ -41,6 +41,7 @@ from emulator.execution.worker import (
     child_main,
     memory_limit_mb,
 )
+from emulator.store.cache import ALL
 from emulator.store.jobs import Repository
 
 log = logging.getLogger("emulator.workers")
@@ -233,9 +234,9 @@ class Slot(threading.Thread):
             self._interrupt_send.send(b"x")
 
     def recheck_if_running(self, job_id: str) -> None:
-        """Check the running job's lease now rather than at the next beat."""
+        """Check the running job's lease now rather than at the next beat (`ALL`: any job)."""
         with self._lock:
-            if self._current == job_id:
+            if self._current is not None and job_id in (self._current, ALL):
                 self._recheck = True
                 self._interrupt_send.send(b"x")
 

@@ -36,11 +36,15 @@ def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
+VERIFIED_TOKENS = 10_000
+
+
 class AccessPolicy:
     """API keys → instances, token issuing and checking."""
 
     def __init__(self, settings: Settings, secret: bytes) -> None:
         self._secret = secret
+        self._verified: dict[str, tuple[str, float]] = {}  # token -> (key id, expiry)
         self._ttl = settings.token_ttl
         self.instances = settings.instance_list
         self.default_instance = self.instances[0]
@@ -101,19 +105,7 @@ class AccessPolicy:
             # The client falls back to this when IAM fails; honour it for known keys.
             key_id = key_fingerprint(credential)
         elif scheme.lower() == "bearer" and credential:
-            try:
-                claims = jwt.decode(
-                    credential,
-                    self._secret,
-                    algorithms=["HS256"],
-                    issuer=ISSUER,
-                    options={"require": ["exp", "iat", "key"]},
-                )
-            except jwt.ExpiredSignatureError:
-                raise NotAuthenticated("The bearer token has expired.") from None
-            except jwt.PyJWTError:
-                raise NotAuthenticated("Invalid bearer token.") from None
-            key_id = str(claims["key"])
+            key_id = self._verify(credential)
         else:
             raise NotAuthenticated("Authorization must be 'Bearer <IAM access token>'.")
         if self.open:
@@ -121,6 +113,34 @@ class AccessPolicy:
         if key_id not in self._keys:
             raise NotAuthenticated("Invalid credentials.")
         return Identity(key_id=key_id, instances=self._keys[key_id])
+
+    def _verify(self, credential: str) -> str:
+        """The key id of a valid bearer token. A token is checked once: clients send the same
+        one with every poll, and its signature check costs more than the poll's read."""
+        known = self._verified.get(credential)
+        if known is not None:
+            key_id, expires = known
+            if time.time() < expires:
+                return key_id
+            self._verified.pop(credential, None)
+            raise NotAuthenticated("The bearer token has expired.")
+        try:
+            claims = jwt.decode(
+                credential,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "key"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise NotAuthenticated("The bearer token has expired.") from None
+        except jwt.PyJWTError:
+            raise NotAuthenticated("Invalid bearer token.") from None
+        key_id = str(claims["key"])
+        if len(self._verified) >= VERIFIED_TOKENS:
+            self._verified.clear()  # bounded: a flood of distinct tokens costs re-checks only
+        self._verified[credential] = (key_id, float(claims["exp"]))
+        return key_id
 
     def resolve_instance(self, identity: Identity, service_crn: str | None) -> Instance:
         """The instance a request acts on: its `Service-CRN`, else the default one."""

@@ -105,6 +105,7 @@ class ControlService:
             "config": self.config(),
             "counts": {"jobs": self.job_counts()},
             "seed": self.controls.seed(),
+            "held_polls": self.jobs.watch.waiting,
         }
 
     def backends_overview(self) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from emulator import simulation
 from emulator.domain.admission import (
@@ -211,7 +211,12 @@ class JobService:
         return job
 
     async def job_status(
-        self, owner: Owner, job_id: str, with_params: bool, hold_seconds: float
+        self,
+        owner: Owner,
+        job_id: str,
+        with_params: bool,
+        hold_seconds: float,
+        abandoned: Callable[[], Awaitable[object]] | None = None,
     ) -> JobSnapshot:
         """A client's status poll, held up to `hold_seconds` until the job is final.
 
@@ -220,6 +225,9 @@ class JobService:
         the job meanwhile: this node's workers, or worker nodes on a shared store
         (`--database-url`). A held job is answered at once (waiting cannot end it).
         """
+
+        if not with_params and (cached := self.repo.cached_job(owner, job_id)) is not None:
+            return cached  # final, from memory: no thread, no store, nothing to hold for
 
         async def poll() -> JobSnapshot:
             return await asyncio.to_thread(self.poll_job, owner, job_id, with_params)
@@ -230,7 +238,7 @@ class JobService:
         if hold_seconds <= 0 or not (self.hooks.workers or self.shared_store):
             return await poll()
         return await self.watch.wait_until_final(
-            job_id, read, _answer_now, hold_seconds, first=poll
+            job_id, read, _answer_now, hold_seconds, first=poll, abandoned=abandoned
         )
 
     def reservation_of(self, backend: str) -> Reservation | None:

@@ -52,6 +52,7 @@ from emulator.domain.jobs import (
     utcnow,
 )
 from emulator.domain.outcomes import End, Outcome, outcome
+from emulator.store.cache import ALL, Coherence, SnapshotCache
 from emulator.store.signals import Change
 from emulator.store.tables import job_events, job_tags, jobs, sessions
 from emulator.store.transitions import (
@@ -112,11 +113,25 @@ def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None
 class Repository:
     """Job persistence over one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, on_transition: Change | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_transition: Change | None = None,
+        cache: SnapshotCache | None = None,
+    ) -> None:
         self.engine = engine
-        # Write transactions; `on_transition` hears of this process's committed changes.
-        self.tx = Transactions(engine, on_transition)
+        # Final jobs' snapshots; off unless the node says how far it can trust them.
+        self.cache = cache if cache is not None else SnapshotCache(Coherence.OFF)
+        self._on_transition = on_transition
+        # Write transactions; this process's committed changes drop cached snapshots first,
+        # then reach `on_transition` (held polls, local workers).
+        self.tx = Transactions(engine, self._changed)
         self.usage = UsageLedger(engine)
+
+    def _changed(self, job_id: str, change: str) -> None:
+        self.cache.drop(job_id)
+        if self._on_transition is not None:
+            self._on_transition(job_id, change)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -186,7 +201,7 @@ class Repository:
         if job.tags:
             conn.execute(insert(job_tags), [{"job_id": job.id, "tag": t} for t in job.tags])
         log_event(conn, job.id, f"Job queued: program {job.program_id} on {job.backend}")
-        announce(conn, job.id, JobState.QUEUED)
+        announce(conn, job.id, JobState.QUEUED.value)
         snapshot = self._load(conn, job.id, None)
         assert snapshot is not None
         return snapshot
@@ -257,7 +272,20 @@ class Repository:
         """One job of an owner."""
         return self._get(owner, job_id, with_params)
 
+    def cached_job(self, owner: Owner, job_id: str) -> JobSnapshot | None:
+        """The job from memory, without params, if it is final and cached: no I/O, so fit for
+        the event loop. None: read it from the store (`get_job`)."""
+        snapshot = self.cache.get(job_id)
+        if snapshot is None or snapshot.owner != owner:
+            return None
+        return snapshot
+
     def _get(self, owner: Owner | None, job_id: str, with_params: bool) -> JobSnapshot:
+        if not with_params:
+            cached = self.cache.get(job_id)
+            if cached is not None and (owner is None or cached.owner == owner):
+                return cached
+        generation = self.cache.generation(job_id)
         with self._read() as conn, conn.begin():
             snapshot = self._load(conn, job_id, owner)
             if snapshot is None:
@@ -265,6 +293,7 @@ class Repository:
             if with_params:
                 params = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id)).scalar()
                 snapshot = _with(snapshot, params=params)
+        self.cache.put(snapshot, generation)
         return snapshot
 
     def list_jobs(
@@ -402,6 +431,7 @@ class Repository:
                 # SQLite enforces ON DELETE CASCADE only with the pragma; delete explicitly too.
                 conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id))
                 conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
+                announce(conn, job_id, "deleted")
                 return
             current = self._load(conn, job_id, owner)
         if current is None:
@@ -420,6 +450,7 @@ class Repository:
             if unique:
                 conn.execute(insert(job_tags), [{"job_id": job_id, "tag": t} for t in unique])
             log_event(conn, job_id, f"Tags replaced: {unique}")
+            announce(conn, job_id, "tags")
 
     # -- worker side ---------------------------------------------------------------------------
 
@@ -583,6 +614,7 @@ class Repository:
             )
             for released in ids:
                 log_event(conn, released, message)
+                announce(conn, released, JobState.QUEUED.value)  # wakes worker nodes
         return ids
 
     def reset(self, instance: str | None = None) -> list[str]:
@@ -602,6 +634,7 @@ class Repository:
             conn.execute(delete(job_events).where(job_events.c.job_id.in_(doomed)))
             conn.execute(delete(jobs).where(*job_scope))
             conn.execute(delete(sessions).where(*session_scope))
+            announce(conn, ALL, "reset")
         return running
 
     def all_jobs(

@@ -186,6 +186,7 @@ class Transactions:
                 self.on_change(job_id, changed[job_id])
 
 
-def announce(conn: Connection, job_id: str, state: JobState) -> None:
-    """Have `Transactions` announce `job_id` (a job just stored in `state`, not moved)."""
-    _changed(conn)[job_id] = state.value
+def announce(conn: Connection, job_id: str, change: str) -> None:
+    """Have `Transactions` announce a change of `job_id` that is not a move: "queued" (just
+    stored, or released), "tags", "deleted"; job id `cache.ALL` with "reset" for every job."""
+    _changed(conn)[job_id] = change

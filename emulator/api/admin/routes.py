@@ -7,6 +7,7 @@ changes state.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -168,9 +169,12 @@ async def info(request: Request) -> Response:
     """Version, instances, backends (state, queue), settings, counts; without the admin token
     (when one is set) only what `python -m emulator env` reads."""
     control = _control(request)
-    return JSONResponse(
-        await run_in_threadpool(control.info if is_admin(request) else control.public_info)
-    )
+    if not is_admin(request):
+        return JSONResponse(await run_in_threadpool(control.public_info))
+    body = await run_in_threadpool(control.info)
+    # The event loop's own tasks: a held poll whose client left must not leave one behind.
+    body["tasks"] = len(asyncio.all_tasks())
+    return JSONResponse(body)
 
 
 async def openapi(request: Request) -> Response:

@@ -66,11 +66,18 @@ async def get_backend(request: Request) -> Response:
 
 
 async def backend_configuration(request: Request) -> Response:
-    return JSONResponse(_backend(request).snapshot.configuration)
+    backend = _backend(request)
+    key = ("direct_access", "configuration", backend.name)
+    return state_of(request).documents.response(
+        request, key, lambda: backend.snapshot.configuration
+    )
 
 
 async def backend_properties(request: Request) -> Response:
-    return JSONResponse(_backend(request).snapshot.properties)
+    backend = _backend(request)
+    return state_of(request).documents.response(
+        request, ("direct_access", "properties", backend.name), lambda: backend.snapshot.properties
+    )
 
 
 async def backend_defaults(request: Request) -> Response:

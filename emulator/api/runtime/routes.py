@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from emulator.api.boundary import ErrorBoundary, Tenancy, read_json
+from emulator.api.boundary import ErrorBoundary, Tenancy, read_json, until_disconnected
 from emulator.api.openapi import ERRORS_LIST, Endpoint, document
 from emulator.api.query import parse_query
 from emulator.api.runtime import errors, schemas, views
@@ -38,8 +38,11 @@ async def list_backends(request: Request) -> Response:
 
 
 async def backend_configuration(request: Request) -> Response:
-    backend = state_of(request).backends.get(request.path_params["name"])
-    return JSONResponse(backend.snapshot.configuration)
+    state = state_of(request)
+    backend = state.backends.get(request.path_params["name"])
+    return state.documents.response(
+        request, ("runtime", "configuration", backend.name), lambda: backend.snapshot.configuration
+    )
 
 
 async def backend_properties(request: Request) -> Response:
@@ -53,7 +56,9 @@ async def backend_properties(request: Request) -> Response:
                 f"No properties of {backend.name} before {request.query_params['updated_before']}"
                 f": its calibration is from {backend.snapshot.properties['last_update_date']}."
             )
-    return JSONResponse(backend.snapshot.properties)
+    return state_of(request).documents.response(
+        request, ("runtime", "properties", backend.name), lambda: backend.snapshot.properties
+    )
 
 
 async def backend_status(request: Request) -> Response:
@@ -123,6 +128,7 @@ async def job_status(request: Request) -> Response:
         request.path_params["job_id"],
         not exclude,
         state.settings.status_hold_ms / 1000,
+        abandoned=lambda: until_disconnected(request),
     )
     return JSONResponse(views.job_view(job, include_params=not exclude))
 

@@ -1,0 +1,55 @@
+"""The cheap read paths keep their contracts: backend documents encoded once and served with an
+ETag (304 to a client that has them, the same bytes as the snapshot otherwise), a bearer
+token checked once yet still refused once it expires, and a control-plane view of held polls
+and the loop's tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from emulator.domain.backends import BackendRegistry
+from emulator.testing import wait_until
+from tests.inprocess import bearer, serve, sibling
+
+
+@pytest.mark.parametrize("document", ["configuration", "properties"])
+@pytest.mark.parametrize("prefix", ["/api/v1", "/v1"])
+def test_backend_documents_carry_an_etag_and_answer_304(
+    runtime: TestClient, direct_access: TestClient, document: str, prefix: str
+) -> None:
+    client = runtime if prefix == "/api/v1" else direct_access
+    first = client.get(f"/backends/fake_manila/{document}")
+    assert first.status_code == 200 and first.headers["etag"].startswith('"')
+    snapshot = BackendRegistry(("fake_manila",)).get("fake_manila").snapshot
+    assert first.json() == json.loads(json.dumps(getattr(snapshot, document)))
+    etag = first.headers["etag"]
+    again = client.get(f"/backends/fake_manila/{document}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    other = client.get(f"/backends/fake_manila/{document}", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and other.content == first.content
+
+
+def test_a_checked_token_is_still_refused_once_it_expires(tmp_path: Path) -> None:
+    with serve(tmp_path, token_ttl=1) as root, sibling(root, "/api/v1", bearer(root)) as api:
+        assert api.get("/backends").status_code == 200  # checked, and remembered
+        refused = wait_until(lambda: (r := api.get("/backends")).status_code == 401 and r, 30)
+        assert "expired" in refused.json()["errors"][0]["message"]
+
+
+def test_a_forged_token_is_refused_even_after_a_valid_one(runtime: TestClient) -> None:
+    token = runtime.headers["authorization"].split()[1]
+    # Another signature character (not the last: its low bits may not count).
+    forged = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+    assert runtime.get("/backends").status_code == 200
+    response = runtime.get("/backends", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
+def test_info_counts_held_polls_and_tasks(app_client: TestClient) -> None:
+    info = app_client.get("/_emulator/info").json()
+    assert info["held_polls"] == 0 and info["tasks"] >= 1
