@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import bearer
+from tests.integration.test_runtime_http import sampler_body
 from tests.support import EmulatorControl, EmulatorServer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -75,3 +76,23 @@ def test_a_token_from_one_node_is_valid_on_the_other(
     first, second = nodes
     with httpx.Client(base_url=second.url, headers=bearer(first.url)) as api:
         assert api.get("/api/v1/backends").status_code == 200
+
+
+def test_a_final_job_changed_through_one_node_is_seen_so_on_the_other(
+    nodes: tuple[EmulatorServer, EmulatorServer],
+) -> None:
+    """Each node keeps final jobs in memory: a change through the other node reaches it (at
+    once on PostgreSQL by notification, within a second on a shared SQLite file)."""
+    first, second = nodes
+    token = bearer(first.url)
+    with (
+        httpx.Client(base_url=first.url + "/api/v1", headers=token) as a,
+        httpx.Client(base_url=second.url + "/api/v1", headers=token) as b,
+    ):
+        job_id = a.post("/jobs", json=sampler_body()).json()["id"]
+        assert a.post(f"/jobs/{job_id}/cancel").status_code == 204
+        assert a.get(f"/jobs/{job_id}").json()["state"]["status"] == "Cancelled"  # now cached
+        assert b.put(f"/jobs/{job_id}/tags", json={"tags": ["seen-on-b"]}).status_code == 204
+        wait_until(lambda: a.get(f"/jobs/{job_id}").json()["tags"] == ["seen-on-b"], timeout=30)
+        assert b.delete(f"/jobs/{job_id}").status_code == 204
+        wait_until(lambda: a.get(f"/jobs/{job_id}").status_code == 404, timeout=30)
