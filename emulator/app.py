@@ -123,6 +123,7 @@ def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> Wo
         memory_mb=settings.worker_memory_mb,
         max_decoded_bytes=settings.max_decoded_bytes,
         max_input_bytes=settings.max_object_mb * 1024 * 1024,
+        stale_after=float(settings.worker_stale_seconds),
     )
 
 

@@ -108,6 +108,9 @@ class Settings:
         "/info and the dashboard page stay open; empty: none",
     )
     job_max_attempts: int = _setting(2, "runs of a job interrupted by a crash before it fails")
+    worker_stale_seconds: int = _setting(
+        10, "a Running job without a heartbeat this long lost its worker (nodes beat 5x as often)"
+    )
     log_level: str = _setting("info", "server log level (debug adds a line per request)")
     lanes_per_backend: int = _setting(5, "Direct Access execution lanes per backend (429 beyond)")
     lane_rule: str = _setting(
@@ -201,6 +204,8 @@ class Settings:
         if not self.backends:
             raise SettingsError("backends: at least one backend is required")
         parse_instances(list(self.instances))
+        if self.worker_stale_seconds < 2:
+            raise SettingsError("worker_stale_seconds: must be >= 2")
         if self.lanes_per_backend < 1:
             raise SettingsError("lanes_per_backend: must be >= 1")
         if self.lane_rule not in ("all", "running"):

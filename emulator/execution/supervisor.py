@@ -46,13 +46,13 @@ from emulator.store.jobs import Repository
 
 log = logging.getLogger("emulator.workers")
 
-HEARTBEAT_S = 2.0
 STILL_MINE_S = 0.5
 """How often a slot checks, with its job's own heartbeat, that the job is still Running on it:
 a cancel (or a takeover) through another process reaches the simulation within this."""
-STALE_AFTER_S = 5 * HEARTBEAT_S
-"""A Running job whose heartbeat is older than this has lost its worker, whatever node ran
-it: the sweep (every HEARTBEAT_S, on every node) requeues it, or fails it past its attempts."""
+STALE_AFTER_S = 10.0
+"""A Running job whose heartbeat is older than this (`--worker-stale-seconds`) has lost its
+worker, whatever node ran it: the sweep (every fifth of it, on every node, which also beats
+the node's own running jobs) requeues it, or fails it past its attempts."""
 IDLE_POLL_S = 1.0  # picks up jobs queued by other processes or requeued by recovery
 # How a process that exceeded its memory ends when the allocator cannot report it: killed
 # (the kernel's OOM killer), or aborted or faulting in native code (std::bad_alloc, NULL).
@@ -161,7 +161,7 @@ class WorkerPool:
                 self.job_submitted()
 
     def _sweep_forever(self) -> None:
-        while not self._stopping.wait(HEARTBEAT_S):
+        while not self._stopping.wait(self.stale_after / 5):
             try:
                 self.sweep()
             except Exception:  # noqa: BLE001 - e.g. the database briefly locked: next beat

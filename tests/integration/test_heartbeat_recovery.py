@@ -14,7 +14,6 @@ import httpx
 import pytest
 import sqlalchemy
 
-from emulator.execution.supervisor import STALE_AFTER_S
 from emulator.store.tables import jobs
 from tests.conftest import bearer
 from tests.integration.test_runtime_http import sampler_body
@@ -22,6 +21,7 @@ from tests.support import EmulatorControl, EmulatorServer, wait_until
 
 pytestmark = pytest.mark.slow
 
+STALE_AFTER_S = 4  # --worker-stale-seconds of both pools (the default is 10)
 RUN_SECONDS = 2 * STALE_AFTER_S + 5  # Running on the first pool well past the stale threshold
 
 
@@ -37,7 +37,8 @@ def stored(engine: sqlalchemy.Engine, job_id: str) -> sqlalchemy.Row:
 def test_a_live_pools_job_is_left_alone_and_a_dead_pools_job_is_taken_over(
     tmp_path: Path,
 ) -> None:
-    first = EmulatorServer(tmp_path / "first", workers=1).start()
+    stale = ("--worker-stale-seconds", str(STALE_AFTER_S))
+    first = EmulatorServer(tmp_path / "first", *stale, workers=1).start()
     database = f"sqlite:///{tmp_path / 'first' / 'emulator.db'}"
     second: EmulatorServer | None = None
     engine = sqlalchemy.create_engine(database)
@@ -49,7 +50,9 @@ def test_a_live_pools_job_is_left_alone_and_a_dead_pools_job_is_taken_over(
         wait_until(lambda: stored(engine, job_id).state == "running", timeout=120)
         first_worker = stored(engine, job_id).worker_id
 
-        second = EmulatorServer(tmp_path / "second", "--database-url", database, workers=1).start()
+        second = EmulatorServer(
+            tmp_path / "second", "--database-url", database, *stale, workers=1
+        ).start()
         second.wait_workers_ready()
         # While the first pool beats, the job stays its own: wait until it has been Running
         # longer than the stale threshold (the second pool swept all along), then look.

@@ -22,7 +22,6 @@ import psutil
 import pytest
 from qiskit_ibm_runtime import SamplerV2
 
-from emulator.execution.supervisor import STALE_AFTER_S
 from tests.circuits import bell, isa, long_running_circuit
 from tests.conftest import POSTGRES, bearer, postgres_database
 from tests.integration.test_direct_access_http import job_body
@@ -39,6 +38,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.slow
 
+STALE_S = "4"  # --worker-stale-seconds of every node: a killed node's job moves sooner
 HOLD_S = 300
 """The held-poll test's API node holds a status poll this long: far beyond the poll's deadline,
 so a held poll that answers did so the moment its job ended."""
@@ -74,11 +74,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     with postgres_database() as url:
         api = tuple(
-            EmulatorServer(root / name, "--database-url", url, "--node-name", name, workers=0)
+            EmulatorServer(
+                root / name,
+                *("--database-url", url, "--node-name", name, "--worker-stale-seconds", STALE_S),
+                workers=0,
+            )
             for name in ("api-a", "api-b")
         )
         workers = [
-            WorkerProcess(root / f"worker-{i}", "--database-url", url, "--workers", "1")
+            WorkerProcess(
+                root / f"worker-{i}",
+                *("--database-url", url, "--workers", "1", "--worker-stale-seconds", STALE_S),
+            )
             for i in range(2)
         ]
         try:
@@ -201,7 +208,7 @@ def test_a_killed_worker_nodes_job_completes_on_the_other_node(
     try:
         done = wait_until(
             lambda: (j := control.job(job.job_id()))["state"] in ("completed", "failed") and j,
-            timeout=STALE_AFTER_S * 3 + 240,
+            timeout=300,
         )
         assert done["state"] == "completed" and done["attempts"] == 2, done
         first, second = runs(control, job.job_id())
