@@ -172,6 +172,7 @@ class Settings:
     header_read_timeout: int = _setting(
         10, "seconds a new connection has to send complete request headers before it is closed"
     )
+    http_parser: str = _setting("httptools", "HTTP/1.1 parser: httptools (fast) or h11")
     max_connections: int = _setting(
         512, "concurrent connections served; beyond it new ones get 503 and are closed"
     )
@@ -204,6 +205,8 @@ class Settings:
         if not self.backends:
             raise SettingsError("backends: at least one backend is required")
         parse_instances(list(self.instances))
+        if self.http_parser not in ("httptools", "h11"):
+            raise SettingsError("http_parser: must be 'httptools' or 'h11'")
         if self.worker_stale_seconds < 2:
             raise SettingsError("worker_stale_seconds: must be >= 2")
         if self.lanes_per_backend < 1:

@@ -4,8 +4,9 @@ uvicorn closes idle keep-alive connections (`timeout_keep_alive`) but has no dea
 connection that never finishes its request headers, and its `limit_concurrency` is checked only
 once a complete request has arrived: connections that send nothing, or a byte at a time, are
 never counted nor closed, so a few hundred of them exhaust the process's file descriptors and
-lock every client out. `BoundedH11Protocol` adds exactly those two checks to uvicorn's h11
-protocol; everything else (parsing, keep-alive, pipelining, shutdown) is uvicorn's own.
+lock every client out. `_Bounds` adds exactly those two checks to uvicorn's httptools protocol
+(the default) and to its h11 one, and to httptools the bound on incomplete headers that h11 has
+built in; everything else (parsing, keep-alive, pipelining, shutdown) is uvicorn's own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from emulator.config import Settings
 
@@ -72,23 +74,28 @@ def _refusal(max_connections: int) -> bytes:
     return b"".join(p for p in parts if p)
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a header deadline and a connection cap (see the module).
+class _Bounds:
+    """A header deadline and a connection cap on top of one of uvicorn's HTTP protocols (see
+    the module). Costs one timer per connection and per response (uvicorn arms one for
+    keep-alive too)."""
 
-    Costs one timer per connection and per response (uvicorn arms one for keep-alive too).
-    """
+    # What the protocol classes below inherit from uvicorn's.
+    connections: set[Any]
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
 
     header_read_timeout: float = 10.0
     max_connections: int = 512
     refusal: bytes = _refusal(512)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if len(self.connections) > self.max_connections:
             self._refuse()
             return
@@ -97,10 +104,10 @@ class BoundedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # read only so the close after the 503 is orderly
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         if not self.transport.is_closing():
             # A keep-alive connection has this long (from the response) to send its next
             # request's headers; data does not reset it, unlike uvicorn's keep-alive timer.
@@ -110,7 +117,7 @@ class BoundedH11Protocol(H11Protocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_deadline(self) -> None:
         if self._header_timer is not None:
@@ -134,6 +141,40 @@ class BoundedH11Protocol(H11Protocol):
         self.loop.call_later(REFUSED_LINGER_S, self.transport.close)
 
 
+class BoundedH11Protocol(_Bounds, H11Protocol):
+    """uvicorn's h11 protocol with the bounds (h11 itself bounds incomplete headers)."""
+
+
+class BoundedHttpToolsProtocol(_Bounds, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds, and the bound on incomplete headers that
+    httptools lacks (it hands a header over only once complete): bytes received while a
+    request's line and headers are incomplete are counted, and past MAX_HEADER_BYTES the
+    request is answered 400 and its connection closed, as h11 does (so, as with h11, a
+    connection buffers at most one read more)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0
+        self._in_headers = True
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Counted after parsing, so a read that completes the headers (a body may follow in
+        # it) is not; one that leaves them incomplete is, whole.
+        if self._in_headers and not self._refused:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self.send_400_response("Request line and headers are too large.")
+
+    def on_message_begin(self) -> None:
+        self._header_bytes, self._in_headers = 0, True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+
+
 _refusals = {"count": 0, "logged_at": 0.0}
 
 
@@ -150,11 +191,16 @@ def _note_refusal(max_connections: int) -> None:
         _refusals["count"], _refusals["logged_at"] = 0, now
 
 
-def protocol_for(settings: Settings) -> type[BoundedH11Protocol]:
-    """The protocol class with `settings`' bounds (uvicorn instantiates it per connection)."""
+def protocol_for(settings: Settings) -> type[_Bounds]:
+    """The protocol class with `settings`' bounds (uvicorn instantiates it per connection):
+    on httptools, whose parser is several times faster than h11's (docs/performance.md);
+    `--http-parser h11` keeps the pure-Python one."""
+    base: type[_Bounds] = (
+        BoundedH11Protocol if settings.http_parser == "h11" else BoundedHttpToolsProtocol
+    )
     return type(
-        "BoundedH11Protocol",
-        (BoundedH11Protocol,),
+        base.__name__,
+        (base,),
         {
             "header_read_timeout": float(settings.header_read_timeout),
             "max_connections": settings.max_connections,

@@ -53,20 +53,40 @@ def owner_of(request: Request) -> Owner:
     return owner
 
 
+RENDERED = 20_000
+
+
+def _encode(value: Any) -> bytes:
+    """JSON as Starlette's JSONResponse renders it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 class Documents:
     """Serialised JSON of what never changes while the server runs (backend configurations
     and properties): encoded once, served with an ETag, 304 to a client that has it."""
 
     def __init__(self) -> None:
         self._bodies: dict[tuple[str, ...], tuple[bytes, str]] = {}
+        self._rendered: dict[int, tuple[object, bytes]] = {}
+
+    def rendered(self, value: object, build: Callable[[], Any]) -> bytes:
+        """The JSON of an immutable `value` (a final job's snapshot from the store's cache),
+        encoded once while that same object is what the store hands out."""
+        found = self._rendered.get(id(value))
+        if found is not None and found[0] is value:
+            return found[1]
+        body = _encode(build())
+        if len(self._rendered) >= RENDERED:
+            self._rendered.clear()
+        self._rendered[id(value)] = (value, body)  # holding `value` keeps its id unique
+        return body
 
     def response(
         self, request: Request, key: tuple[str, ...], build: Callable[[], Any]
     ) -> Response:
         found = self._bodies.get(key)
         if found is None:
-            text = json.dumps(build(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-            body = text.encode()
+            body = _encode(build())
             found = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
             self._bodies[key] = found
         body, etag = found

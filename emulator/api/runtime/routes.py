@@ -130,6 +130,10 @@ async def job_status(request: Request) -> Response:
         state.settings.status_hold_ms / 1000,
         abandoned=lambda: until_disconnected(request),
     )
+    if exclude and job.state.terminal:
+        # A final job, most likely the store cache's own object: its view is encoded once.
+        body = state.documents.rendered(job, lambda: views.job_view(job, include_params=False))
+        return Response(body, media_type="application/json")
     return JSONResponse(views.job_view(job, include_params=not exclude))
 
 
