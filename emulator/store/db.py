@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 
 from emulator.store.migrate import migrate
 
+READ_THREADS = 40
+
 
 def create_store_engine(url: str) -> Engine:
     """Open (and create) the store. SQLite gets WAL, foreign keys and `BEGIN IMMEDIATE`."""
@@ -19,10 +21,17 @@ def create_store_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # WAL readers run in parallel: one connection per request thread (anyio's default
+        # limiter is 40), where the default pool (5 + 10) made status and list reads queue.
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=READ_THREADS,
+            max_overflow=READ_THREADS,
+        )
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)  # 5 + 10: PostgreSQL's slots are shared
     migrate(engine)
     return engine
 
