@@ -70,6 +70,9 @@ from emulator.store.usage import UsageLedger, consumed_seconds
 _REQUEUED = {"worker_id": None, "running_at": None, "heartbeat_at": None}
 # Columns of a snapshot without the (possibly large) params and result texts.
 _SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
+# Built once: constructing a 35-column SELECT per read cost more than running it.
+_SUMMARY_QUERY = select(*_SUMMARY)
+_WITH_PARAMS_QUERY = select(*_SUMMARY, jobs.c.params)
 
 
 def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None) -> JobSnapshot:
@@ -151,7 +154,7 @@ class Repository:
 
     @classmethod
     def _load(cls, conn: Connection, job_id: str, owner: Owner | None) -> JobSnapshot | None:
-        query = select(*_SUMMARY).where(jobs.c.id == job_id)
+        query = _SUMMARY_QUERY.where(jobs.c.id == job_id)
         if owner is not None:
             query = query.where(*owned_by(owner))
         row = conn.execute(query).one_or_none()
@@ -334,9 +337,9 @@ class Repository:
         )
         with self._read() as conn, conn.begin():
             count = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
-            columns = [*_SUMMARY, jobs.c.params] if with_params else _SUMMARY
+            query = _WITH_PARAMS_QUERY if with_params else _SUMMARY_QUERY
             rows = conn.execute(
-                select(*columns).where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
+                query.where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
             ).all()
             tags = self._tags_of(conn, [r.id for r in rows])
         return [
