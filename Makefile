@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/latency.py
 	$(PY) bench/direct_access.py
 	$(PY) bench/noise_models.py
+	$(PY) bench/throughput.py
 
 bench-scale: $(STAMP)  # minutes; PostgreSQL rows when IBMQ_EMULATOR_TEST_POSTGRES is set
 	$(PY) bench/scale.py
