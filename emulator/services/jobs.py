@@ -174,6 +174,14 @@ class JobService:
         """The backend's availability: online unless the control plane says otherwise."""
         return self.controls.backend_state(backend) if self.controls else BackendState()
 
+    def backend_status(self, backend: str) -> tuple[int, BackendState]:
+        """Queue length and availability of a backend: one thread hop for a status request."""
+        return self.queue_length(backend), self.backend_state(backend)
+
+    def backends_overview(self) -> tuple[dict[str, int], dict[str, BackendState]]:
+        """Queue lengths and availability of every backend, for the backend lists."""
+        return self.queue_lengths(), self.backend_states()
+
     def backend_states(self) -> dict[str, BackendState]:
         """Every backend's availability at once (one read), for the backend lists."""
         stored = self.controls.backend_states() if self.controls else {}

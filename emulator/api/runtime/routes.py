@@ -28,8 +28,7 @@ RUNTIME_PREFIX = "/api/v1"
 
 async def list_backends(request: Request) -> Response:
     state = state_of(request)
-    queued = await run_in_threadpool(state.jobs.queue_lengths)
-    availability = await run_in_threadpool(state.jobs.backend_states)
+    queued, availability = await run_in_threadpool(state.jobs.backends_overview)
     devices = [
         views.device_view(b, queued.get(b.name, 0), availability[b.name])
         for b in state.backends.all()
@@ -64,8 +63,7 @@ async def backend_properties(request: Request) -> Response:
 async def backend_status(request: Request) -> Response:
     state = state_of(request)
     backend = state.backends.get(request.path_params["name"])
-    queued = await run_in_threadpool(state.jobs.queue_length, backend.name)
-    availability = await run_in_threadpool(state.jobs.backend_state, backend.name)
+    queued, availability = await run_in_threadpool(state.jobs.backend_status, backend.name)
     return JSONResponse(views.status_view(backend, queued, availability))
 
 
