@@ -112,8 +112,13 @@ def test_configured_api_keys_scope_instances(tmp_path: Path, client_env: dict[st
         server.stop()
 
 
-def test_serve_prints_a_banner_and_logs_each_request(tmp_path: Path) -> None:
-    server = EmulatorServer(tmp_path, workers=0).start()
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_serve_prints_a_banner_and_logs_requests_only_when_debugging(
+    tmp_path: Path, level: str
+) -> None:
+    """A line per request costs more than a status poll (docs/performance.md): only at debug;
+    the control plane's request journal records every request at any level."""
+    server = EmulatorServer(tmp_path, "--log-level", level, workers=0).start()
     try:
         assert httpx.get(server.url + "/api/v1/versions").status_code == 200
     finally:
@@ -123,7 +128,8 @@ def test_serve_prints_a_banner_and_logs_each_request(tmp_path: Path) -> None:
     assert f"listening on {server.url}" in log and f"dashboard: {server.url}/_emulator/" in log
     assert f"data in {tmp_path.resolve()}" in log
     assert f'eval "$(python -m emulator env --url {server.url})"' in log
-    assert '"GET /api/v1/versions HTTP/1.1" 200' in log  # one line per request, at info
+    logged = '"GET /api/v1/versions HTTP/1.1" 200' in log
+    assert logged == (level == "debug")
 
 
 def test_banner_of_a_server_on_every_interface_points_clients_at_loopback(tmp_path: Path) -> None:
