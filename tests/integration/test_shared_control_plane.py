@@ -5,32 +5,33 @@ on the other, and a token issued by one node is valid on the other (one key per 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import bearer
+from tests.conftest import bearer, store_url
 from tests.integration.test_runtime_http import sampler_body
 from tests.support import EmulatorControl, EmulatorServer, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def nodes(
-    tmp_path: Path, database_url: str
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
-    shared = database_url
-    first = EmulatorServer(
-        tmp_path / "a", "--database-url", shared, "--node-name", "node-a", workers=0
-    ).start()
-    second = EmulatorServer(
-        tmp_path / "b", "--database-url", shared, "--node-name", "node-b", workers=0
-    ).start()
-    yield first, second
-    second.stop()
-    first.stop()
+    """Two API nodes on one store, per engine (the tests leave no rule behind)."""
+    root = tmp_path_factory.mktemp(f"shared-{request.param}")
+    with store_url(request.param, root) as shared:
+        first = EmulatorServer(
+            root / "a", "--database-url", shared, "--node-name", "node-a", workers=0
+        ).start()
+        second = EmulatorServer(
+            root / "b", "--database-url", shared, "--node-name", "node-b", workers=0
+        ).start()
+        yield first, second
+        second.stop()
+        first.stop()
 
 
 def test_the_journal_shows_every_nodes_traffic(
