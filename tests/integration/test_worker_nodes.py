@@ -38,9 +38,10 @@ def worker_node(data_dir: Path, *extra: str) -> Iterator[WorkerProcess]:
         worker.stop()
 
 
-@pytest.fixture()
-def api_node(tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = EmulatorServer(tmp_path, workers=0).start()
+@pytest.fixture(scope="module")
+def api_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """One API node for the module (each test brings its own worker node)."""
+    server = EmulatorServer(tmp_path_factory.mktemp("api-node"), workers=0).start()
     yield server
     server.stop()
 
