@@ -172,7 +172,9 @@ class Settings:
     header_read_timeout: int = _setting(
         10, "seconds a new connection has to send complete request headers before it is closed"
     )
-    http_parser: str = _setting("httptools", "HTTP/1.1 parser: httptools (fast) or h11")
+    http_parser: str = _setting(
+        "h11", "HTTP/1.1 parser: h11, or httptools (faster; under evaluation, see performance.md)"
+    )
     max_connections: int = _setting(
         512, "concurrent connections served; beyond it new ones get 503 and are closed"
     )

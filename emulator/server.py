@@ -193,8 +193,8 @@ def _note_refusal(max_connections: int) -> None:
 
 def protocol_for(settings: Settings) -> type[_Bounds]:
     """The protocol class with `settings`' bounds (uvicorn instantiates it per connection):
-    on httptools, whose parser is several times faster than h11's (docs/performance.md);
-    `--http-parser h11` keeps the pure-Python one."""
+    h11 by default; `--http-parser httptools` is several times faster (docs/performance.md)
+    but dropped connections under a 200-client load in CI, not yet understood."""
     base: type[_Bounds] = (
         BoundedH11Protocol if settings.http_parser == "h11" else BoundedHttpToolsProtocol
     )
