@@ -180,14 +180,21 @@ def test_a_held_poll_on_one_api_node_answers_with_a_worker_nodes_outcome(
         holding.stop()
 
 
+def long_job_on_a_worker(
+    cluster: Cluster, service: Any, control: EmulatorControl, shots: int | None = None
+) -> tuple[Any, str, WorkerProcess]:
+    """A long Sampler job, once Running: the job, its worker slot and that slot's node."""
+    backend = service.backend("ibm_brisbane")
+    job = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())], shots=shots)
+    worker_id = wait_until(lambda: control.job(job.job_id())["worker_id"], timeout=120)
+    return job, worker_id, cluster.worker_running(worker_id)
+
+
 def test_a_cancel_through_an_api_node_stops_the_simulation_on_its_worker_node(
     cluster: Cluster, services: tuple[Any, Any]
 ) -> None:
     control = EmulatorControl(cluster.api[1].url)
-    backend = services[0].backend("ibm_brisbane")
-    job = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())])
-    running = wait_until(lambda: control.job(job.job_id())["worker_id"], timeout=120)
-    node = cluster.worker_running(running)
+    job, _, node = long_job_on_a_worker(cluster, services[0], control)
     (simulation,) = wait_until(node.simulations, timeout=60)
     services[1].job(job.job_id()).cancel()  # through the other API node
     assert control.job(job.job_id())["state"] == "cancelled"
@@ -200,10 +207,7 @@ def test_a_killed_worker_nodes_job_completes_on_the_other_node(
     cluster: Cluster, services: tuple[Any, Any]
 ) -> None:
     control = EmulatorControl(cluster.api[0].url)
-    backend = services[0].backend("ibm_brisbane")
-    job = SamplerV2(mode=backend).run([isa(backend, long_running_circuit())], shots=40)
-    first_worker = wait_until(lambda: control.job(job.job_id())["worker_id"], timeout=120)
-    dying = cluster.worker_running(first_worker)
+    job, first_worker, dying = long_job_on_a_worker(cluster, services[0], control, shots=40)
     dying.kill_hard()  # the node, and its simulation process with it
     try:
         done = wait_until(
