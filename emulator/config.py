@@ -167,13 +167,15 @@ class Settings:
         "with a reason saying so); 0: this machine's memory divided by the workers",
     )
     keep_alive_timeout: int = _setting(
-        5, "seconds an idle keep-alive connection stays open between requests"
+        # Longer than clients keep idle pooled connections (httpx: 5 s), so the client, not
+        # the server, closes them: a close racing the client's next request loses it.
+        75, "seconds an idle keep-alive connection stays open between requests"
     )
     header_read_timeout: int = _setting(
-        10, "seconds a new connection has to send complete request headers before it is closed"
+        10, "seconds a request has, from connecting or from its first byte, to complete its headers"
     )
     http_parser: str = _setting(
-        "h11", "HTTP/1.1 parser: h11, or httptools (faster; under evaluation, see performance.md)"
+        "httptools", "HTTP/1.1 parser: httptools (fast, C), or h11 (pure Python)"
     )
     max_connections: int = _setting(
         512, "concurrent connections served; beyond it new ones get 503 and are closed"

@@ -76,7 +76,7 @@ def _refusal(max_connections: int) -> bytes:
 
 class _Bounds:
     """A header deadline and a connection cap on top of one of uvicorn's HTTP protocols (see
-    the module). Costs one timer per connection and per response (uvicorn arms one for
+    the module). Costs one timer per connection and per request (uvicorn arms one for
     keep-alive too)."""
 
     # What the protocol classes below inherit from uvicorn's.
@@ -104,29 +104,39 @@ class _Bounds:
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # read only so the close after the 503 is orderly
+        if self._header_timer is None and self._between_requests():
+            # The first bytes of a keep-alive connection's next request: its headers have
+            # this long to complete. Data does not reset it (unlike uvicorn's idle timer).
+            self._arm_header_deadline()
         super().data_received(data)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
-        if not self.transport.is_closing():
-            # A keep-alive connection has this long (from the response) to send its next
-            # request's headers; data does not reset it, unlike uvicorn's keep-alive timer.
-            self._arm_header_deadline()
+        # Idle now: uvicorn's keep-alive timer governs until the next request's first byte.
+        # (Counting the header deadline from the response instead made it a second, shorter
+        # keep-alive timeout: clients whose pools keep idle connections longer then raced
+        # the close and lost a request.)
+        self._cancel_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _between_requests(self) -> bool:
+        return self.cycle is None or bool(self.cycle.response_complete)
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._header_timer = self.loop.call_later(self.header_read_timeout, self._headers_overdue)
+
+    def _cancel_header_deadline(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        super().connection_lost(exc)  # type: ignore[misc]
-
-    def _arm_header_deadline(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-        self._header_timer = self.loop.call_later(self.header_read_timeout, self._headers_overdue)
 
     def _headers_overdue(self) -> None:
         self._header_timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
+        if not self._between_requests():
             return  # a request is being served: its headers arrived in time
         if not self.transport.is_closing():
             self.transport.close()
@@ -193,8 +203,8 @@ def _note_refusal(max_connections: int) -> None:
 
 def protocol_for(settings: Settings) -> type[_Bounds]:
     """The protocol class with `settings`' bounds (uvicorn instantiates it per connection):
-    h11 by default; `--http-parser httptools` is several times faster (docs/performance.md)
-    but dropped connections under a 200-client load in CI, not yet understood."""
+    httptools by default (several times faster, docs/performance.md); `--http-parser h11`
+    for a pure-Python parser."""
     base: type[_Bounds] = (
         BoundedH11Protocol if settings.http_parser == "h11" else BoundedHttpToolsProtocol
     )

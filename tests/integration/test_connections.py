@@ -36,10 +36,20 @@ def keep_alive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emul
     yield from _server(tmp_path_factory, "--keep-alive-timeout", "1", "--header-read-timeout", "60")
 
 
-@pytest.fixture(scope="module")
-def header_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    """Only the header deadline is short."""
-    yield from _server(tmp_path_factory, "--keep-alive-timeout", "60", "--header-read-timeout", "1")
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def header_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmulatorServer]:
+    """Only the header deadline is short; on each HTTP parser (the bounds are ours on both)."""
+    yield from _server(
+        tmp_path_factory,
+        "--keep-alive-timeout",
+        "60",
+        "--header-read-timeout",
+        "1",
+        "--http-parser",
+        request.param,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +176,20 @@ def test_a_keep_alive_connection_has_the_header_deadline_for_its_next_request(
         assert request(sock).status_code == 200
         sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHo")  # stops the keep-alive timer
         assert closed_by_server(sock)
+
+
+def test_an_idle_keep_alive_connection_outlives_the_header_deadline(
+    header_server: EmulatorServer,
+) -> None:
+    """Between requests only the keep-alive timeout applies: the header deadline starts with
+    the next request's first byte. (Counted from the response, it closed idle pooled
+    connections early, racing the clients' next request.)"""
+    with connect(header_server) as sock:
+        assert request(sock).status_code == 200
+        # Idle for three header deadlines (the keep-alive timeout is 60 s): still open.
+        readable, _, _ = select.select([sock], [], [], 3.0)
+        assert not readable, "the server closed (or wrote to) an idle keep-alive connection"
+        assert request(sock).status_code == 200
 
 
 def test_a_request_slower_than_the_header_deadline_is_answered(

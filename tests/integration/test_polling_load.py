@@ -5,6 +5,7 @@ ends, the held polls answer with the outcome, and no held poll is left behind.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -39,6 +40,8 @@ def test_two_hundred_pollers_and_listers_while_twenty_jobs_run(busy: EmulatorSer
     statuses: Counter[int] = Counter()
     counts: set[int] = set()
     last: dict[str, str] = {}
+    clock = itertools.count()  # orders sends and receipts across the clients
+    seen_final: dict[str, int] = {}  # job → when a client was first told it is final
 
     async def client(number: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(number)
@@ -49,12 +52,20 @@ def test_two_hundred_pollers_and_listers_while_twenty_jobs_run(busy: EmulatorSer
                 counts.add(response.json()["count"])
             else:
                 job_id = rng.choice(ids)
+                sent = next(clock)
                 response = await http.get(f"/jobs/{job_id}", params={"exclude_params": "true"})
+                received = next(clock)
                 statuses[response.status_code] += 1
                 status = response.json()["state"]["status"]
+                if status in FINAL:
+                    seen_final.setdefault(job_id, received)
+                elif job_id in seen_final and sent > seen_final[job_id]:
+                    # Polls in flight together may be answered in any order, but one sent
+                    # after some client was told the job is final must be told so too.
+                    pytest.fail(f"{job_id} read {status} after it was read final")
                 if last.get(job_id) not in FINAL:
                     last[job_id] = status
-                else:
+                elif status in FINAL:
                     assert status == last[job_id]  # a final state never changes
 
     async def room() -> None:

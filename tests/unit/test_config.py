@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from emulator.config import (
@@ -22,6 +23,14 @@ def test_defaults() -> None:
     assert s.effective_database_url.startswith("sqlite:///") and s.effective_database_url.endswith(
         "emulator.db"
     )
+
+
+def test_idle_connections_are_closed_by_clients_before_the_server() -> None:
+    """A server closing an idle keep-alive connection races the client's next request on it
+    (the client sees "Server disconnected"): clients' pools must give up on idle connections
+    first. httpx's default expiry is 5 s; requests/urllib3 keeps them until the server closes."""
+    httpx_expiry = httpx.Limits().keepalive_expiry or 0.0
+    assert Settings.from_sources({}, {}).keep_alive_timeout > 2 * httpx_expiry
 
 
 def test_flags_win_over_environment() -> None:
