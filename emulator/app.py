@@ -19,8 +19,8 @@ from emulator.api.cloud import routes as cloud
 from emulator.api.direct_access import routes as direct_access
 from emulator.api.runtime import routes as runtime
 from emulator.api.state import EmulatorState
-from emulator.api.storage import create_storage_app, is_s3_request
-from emulator.api.traffic import TrafficMiddleware
+from emulator.api.storage import create_storage_app
+from emulator.api.traffic import TrafficMiddleware, api_of
 from emulator.config import Settings
 from emulator.domain.backends import BackendRegistry
 from emulator.domain.storage_urls import StoragePolicy
@@ -82,7 +82,7 @@ class ObjectStoreDispatch:
         self.storage = storage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_s3_request(scope):
+        if scope["type"] == "http" and api_of(scope) == "s3":
             await self.storage(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -110,10 +110,16 @@ class Tenancy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].endswith(self.public_paths):
-            request = Request(scope)
-            access: AccessPolicy = request.app.state.emulator.access
-            identity = access.identify(request.headers.get("authorization"))
-            instance = access.resolve_instance(identity, request.headers.get("service-crn"))
+            access: AccessPolicy = scope["app"].state.emulator.access
+            authorization = crn = None
+            # One pass over the raw headers (ASGI names are lower-case; as Starlette's
+            # Headers.get, the first of repeated headers counts).
+            for name, value in scope["headers"]:
+                if name == b"authorization" and authorization is None:
+                    authorization = value.decode("latin-1")
+                elif name == b"service-crn" and crn is None:
+                    crn = value.decode("latin-1")
+            instance = access.resolve_instance(access.identify(authorization), crn)
             state = scope.setdefault("state", {})
             state["instance"] = instance
             state["owner"] = Owner(instance.crn, self.api)

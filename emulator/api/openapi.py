@@ -113,6 +113,15 @@ class Endpoint:
         return op
 
 
+def dispatch_routes(endpoints: Sequence[Endpoint], polled: Sequence[str]) -> list[Route]:
+    """The endpoints' routes, the `polled` paths (GET) first: Starlette tries routes in order,
+    a regex each, so a status poll should not be tried against every other route first.
+    No two endpoints of one method match the same URL (tests/unit/test_openapi.py), so the
+    order changes how soon a request's route is found, never which route it is."""
+    first = [e for path in polled for e in endpoints if (e.method, e.path) == ("GET", path)]
+    return [e.route() for e in first + [e for e in endpoints if e not in first]]
+
+
 def _operation_name(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_") or "root"
 

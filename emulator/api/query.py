@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from dateutil import parser as dateparser
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from emulator.api.jsonio import check_text
 from emulator.domain.errors import InvalidRequest
@@ -76,6 +78,27 @@ class Param:
         if self.description:
             out["description"] = self.description
         return out
+
+
+CACHED_QUERY_BYTES = 256
+"""Query strings up to this size have their parse remembered (`query_of`): clients poll with
+the same few (`exclude_params=true`), and parsing one costs more than the rest of a poll."""
+
+
+def query_of(request: Request, specs: tuple[Param, ...]) -> dict[str, Any]:
+    """`parse_query` of the request's query string, remembered for short strings (a bounded
+    cache; a refused string is parsed again each time, so its 400 is unchanged)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if len(raw) > CACHED_QUERY_BYTES:
+        return parse_query(request.query_params, specs)
+    return dict(_parsed(specs, raw))
+
+
+@lru_cache(maxsize=4096)
+def _parsed(specs: tuple[Param, ...], raw: bytes) -> dict[str, Any]:
+    # Cached values are shared: they are immutable (numbers, text, tuples, datetimes) and
+    # every caller gets its own dict.
+    return parse_query(QueryParams(raw), specs)
 
 
 def parse_query(query: QueryParams | Mapping[str, str], specs: Sequence[Param]) -> dict[str, Any]:

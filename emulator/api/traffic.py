@@ -22,8 +22,20 @@ from emulator.services.traffic import FaultInjector, FaultRule, JournalEntry, Re
 ADMIN_PREFIX = "/_emulator"
 
 
+API_KEY = "emulator.api"
+"""The scope key under which `api_of`'s answer is kept for the layers below the journal."""
+
+
 def api_of(scope: Scope) -> str:
-    """Which API a request is for: runtime, direct_access, iam, s3, cloud or admin."""
+    """Which API a request is for: runtime, direct_access, iam, s3, cloud or admin (kept in
+    the scope, so it is worked out once per request)."""
+    known: str | None = scope.get(API_KEY)
+    if known is None:
+        known = scope[API_KEY] = _api_of(scope)
+    return known
+
+
+def _api_of(scope: Scope) -> str:
     path: str = scope.get("path", "")
     if path.startswith(ADMIN_PREFIX):
         return "admin"
@@ -47,7 +59,7 @@ class ConnectionDropped(Exception):
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
-        if key.lower() == name:
+        if key == name:  # ASGI header names are lower-case
             return str(value.decode("latin-1"))
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.testclient import TestClient
 
 from emulator.api.direct_access import routes as direct_access
@@ -112,3 +113,17 @@ def test_documents_are_served_without_credentials(
     response = client.get(path)
     assert response.status_code == 200
     assert response.json()["info"]["title"].startswith(title)
+
+
+@pytest.mark.parametrize("module", [runtime, direct_access], ids=["runtime", "direct_access"])
+def test_routes_of_one_method_never_match_the_same_url(module: Any) -> None:
+    """Dispatch tries the polled routes first (`dispatch_routes`): that is safe only while no
+    URL matches two routes of one method. Each route's path, with its parameters filled in,
+    must be matched by that route alone."""
+    routes = [r for r in module.routes if isinstance(r, Route)]
+    for route in routes:
+        url = re.sub(r"\{[^}]+\}", "x1", route.path)
+        for method in route.methods or ():
+            scope = {"type": "http", "path": url, "method": method, "root_path": ""}
+            full = [r for r in routes if r.matches(scope)[0] == Match.FULL]
+            assert full == [route], (method, url, [r.path for r in full])

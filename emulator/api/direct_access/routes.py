@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from emulator.api.boundary import ErrorBoundary, Tenancy, read_json
 from emulator.api.direct_access import errors, schemas, views
-from emulator.api.openapi import ERRORS_LIST, Endpoint, document
+from emulator.api.openapi import ERRORS_LIST, Endpoint, dispatch_routes, document
 from emulator.api.state import owner_of, state_of
 from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendNotFound
@@ -173,7 +173,7 @@ ENDPOINTS = [
         errors=(404, 409), tag="jobs",
     ),
 ]
-routes = [endpoint.route() for endpoint in ENDPOINTS]
+routes = dispatch_routes(ENDPOINTS, ["/jobs/{job_id}", "/jobs"])
 VERSION_ENDPOINTS = [
     Endpoint("GET", "/version", version, "The API version", public=True, tag="versions"),
     Endpoint("GET", "/versions", versions, "Supported API versions", public=True,

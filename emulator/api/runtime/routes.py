@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from emulator.api.boundary import ErrorBoundary, Tenancy, read_json, until_disconnected
-from emulator.api.openapi import ERRORS_LIST, Endpoint, document
-from emulator.api.query import parse_query
+from emulator.api.openapi import ERRORS_LIST, Endpoint, dispatch_routes, document
+from emulator.api.query import query_of
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
 from emulator.api.state import instance_of, owner_of, state_of
@@ -46,7 +46,7 @@ async def backend_configuration(request: Request) -> Response:
 
 async def backend_properties(request: Request) -> Response:
     backend = state_of(request).backends.get(request.path_params["name"])
-    asked = parse_query(request.query_params, schemas.PROPERTIES_QUERY)["updated_before"]
+    asked = query_of(request, schemas.PROPERTIES_QUERY)["updated_before"]
     if asked is not None:
         # The emulator has one calibration per backend: served for any later date.
         calibrated = backend.snapshot.last_update
@@ -103,7 +103,7 @@ async def create_job(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    flt, exclude_params = schemas.parse_job_filter(request.query_params)
+    flt, exclude_params = schemas.job_filter(query_of(request, schemas.JOB_LIST_QUERY))
     state = state_of(request)
     jobs, count = await run_in_threadpool(
         state.jobs.list_jobs, owner_of(request), flt, not exclude_params
@@ -119,7 +119,7 @@ async def list_jobs(request: Request) -> Response:
 
 
 async def job_status(request: Request) -> Response:
-    exclude = parse_query(request.query_params, schemas.JOB_QUERY)["exclude_params"]
+    exclude = query_of(request, schemas.JOB_QUERY)["exclude_params"]
     state = state_of(request)
     job = await state.jobs.job_status(
         owner_of(request),
@@ -187,7 +187,7 @@ async def replace_tags(request: Request) -> Response:
 
 
 async def search_tags(request: Request) -> Response:
-    search = parse_query(request.query_params, schemas.TAGS_QUERY)["search"]
+    search = query_of(request, schemas.TAGS_QUERY)["search"]
     tags = await run_in_threadpool(state_of(request).jobs.search_tags, owner_of(request), search)
     return JSONResponse({"tags": tags})
 
@@ -315,7 +315,7 @@ ENDPOINTS = [
         tag="sessions",
     ),
 ]
-routes = [endpoint.route() for endpoint in ENDPOINTS]
+routes = dispatch_routes(ENDPOINTS, ["/jobs/{job_id}", "/jobs", "/backends/{name}/status"])
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

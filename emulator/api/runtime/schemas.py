@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from starlette.datastructures import QueryParams
-
-from emulator.api.query import Param, parse_query
+from emulator.api.query import Param
 from emulator.api.query import parse_datetime as query_datetime
 from emulator.domain.errors import InvalidRequest, TooManyTags
 from emulator.domain.jobs import JobFilter, JobRequest
@@ -187,9 +185,8 @@ def parse_datetime(value: str, field: str) -> datetime:
     return query_datetime(value, field)
 
 
-def parse_job_filter(query: QueryParams | Mapping[str, str]) -> tuple[JobFilter, bool]:
-    """`GET /jobs` query → (filter, exclude_params)."""
-    q = parse_query(query, JOB_LIST_QUERY)
+def job_filter(q: Mapping[str, Any]) -> tuple[JobFilter, bool]:
+    """`GET /jobs` query, parsed by JOB_LIST_QUERY → (filter, exclude_params)."""
     flt = JobFilter(
         limit=q["limit"],
         offset=q["offset"],

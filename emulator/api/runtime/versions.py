@@ -8,6 +8,7 @@ response header which version it answered with.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,7 @@ API_VERSIONS = [
 _SUPPORTED = sorted(date.fromisoformat(v["version"]) for v in API_VERSIONS)
 
 
+@lru_cache(maxsize=256)  # clients send a handful of values; parsing one costs more than a poll
 def served_version(requested: str | None) -> str:
     """The supported version nearest to `requested` (ties go to the older); latest if unusable."""
     try:
