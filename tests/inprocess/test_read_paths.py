@@ -9,8 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from emulator.api.query import query_of
+from emulator.api.runtime.schemas import JOB_LIST_QUERY
 from emulator.domain.backends import BackendRegistry
 from emulator.testing import wait_until
 from tests.inprocess import bearer, serve, sibling
@@ -53,3 +56,17 @@ def test_a_forged_token_is_refused_even_after_a_valid_one(runtime: TestClient) -
 def test_info_counts_held_polls_and_tasks(app_client: TestClient) -> None:
     info = app_client.get("/_emulator/info").json()
     assert info["held_polls"] == 0 and info["tasks"] >= 1
+
+
+def test_a_remembered_query_parse_is_the_callers_own_and_a_refused_one_stays_refused(
+    runtime: TestClient,
+) -> None:
+    """Parses of short query strings are remembered (`query_of`): a caller changing its values
+    cannot change another's, and a query that is refused is refused every time."""
+    scope = {"type": "http", "query_string": b"limit=3&sort=ASC"}
+    first = query_of(Request(scope), JOB_LIST_QUERY)
+    first["limit"] = 999
+    assert query_of(Request(scope), JOB_LIST_QUERY)["limit"] == 3
+    for _ in range(2):
+        refused = runtime.get("/jobs", params={"limit": "3", "sort": "sideways"})
+        assert refused.status_code == 400 and "sort" in refused.text
