@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from emulator.domain.admission import Reservation
 from emulator.domain.controls import (
@@ -24,12 +24,22 @@ from emulator.domain.controls import (
     ProgressionPolicy,
 )
 from emulator.domain.jobs import Api, NewJob, utcnow
+from emulator.store.db import reading
 from emulator.store.tables import controls
 
 PROGRESSION = "progression"
 OUTCOME = "outcome"
 FAULT = "fault"
 BACKEND_STATE = "backend_state"
+# Read several times a second (backend status polls, every node's fault reload): built once.
+_BACKEND_STATE_OF = select(controls.c.body).where(
+    controls.c.kind == BACKEND_STATE, controls.c.scope == bindparam("backend")
+)
+_ROWS_OF_KIND = (
+    select(controls.c.id, controls.c.scope, controls.c.body, controls.c.remaining)
+    .where(controls.c.kind == bindparam("kind"))
+    .order_by(controls.c.id)
+)
 RESERVATION = "reservation"
 SEED = "seed"
 ALL_SCOPES = "*"
@@ -88,12 +98,8 @@ class ControlStore:
             )
 
     def _rows(self, kind: str) -> list[tuple[int, str, dict[str, Any], int | None]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(controls.c.id, controls.c.scope, controls.c.body, controls.c.remaining)
-                .where(controls.c.kind == kind)
-                .order_by(controls.c.id)
-            ).all()
+        with reading(self.engine, single=True) as conn:
+            rows = conn.execute(_ROWS_OF_KIND, {"kind": kind}).all()
         return [(int(r[0]), str(r[1]), json.loads(r[2]), r[3]) for r in rows]
 
     def _delete(self, kind: str, *, rule_id: int | None = None, scope: str | None = None) -> bool:
@@ -205,12 +211,8 @@ class ControlStore:
 
     def backend_state(self, backend: str) -> BackendState:
         """One backend's state (online when no rule says otherwise)."""
-        with self.engine.connect() as conn:
-            body = conn.execute(
-                select(controls.c.body).where(
-                    controls.c.kind == BACKEND_STATE, controls.c.scope == backend
-                )
-            ).scalar()
+        with reading(self.engine, single=True) as conn:
+            body = conn.execute(_BACKEND_STATE_OF, {"backend": backend}).scalar()
         return BackendState.parse(json.loads(body)) if body else BackendState()
 
     def backend_states(self) -> dict[str, BackendState]:

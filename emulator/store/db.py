@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from emulator.store.migrate import migrate
 
@@ -36,6 +36,13 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
+def reading(engine: Engine, single: bool = False) -> Connection:
+    """A connection that only reads: on SQLite it never takes the write lock (a plain
+    `engine.connect()` begins IMMEDIATE, as writers must). `single`: it runs one statement,
+    so it needs no transaction of its own (saves a BEGIN per read)."""
+    return engine.connect().execution_options(read_only=True, single_read=single)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -51,8 +58,12 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A transaction that reads then writes must hold the write lock from its start,
-        # or two of them deadlock into "database is locked". Pure reads stay deferred.
-        mode = "DEFERRED" if conn.get_execution_options().get("read_only") else "IMMEDIATE"
+        # or two of them deadlock into "database is locked". Pure reads stay deferred, and
+        # a single read needs no BEGIN at all: its statement is its own transaction.
+        options = conn.get_execution_options()
+        if options.get("single_read"):
+            return
+        mode = "DEFERRED" if options.get("read_only") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 

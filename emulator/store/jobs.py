@@ -17,7 +17,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
+    bindparam,
     case,
     delete,
     distinct,
@@ -53,6 +55,7 @@ from emulator.domain.jobs import (
 )
 from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.store.cache import ALL, Coherence, SnapshotCache
+from emulator.store.db import reading
 from emulator.store.signals import Change
 from emulator.store.tables import job_events, job_tags, jobs, sessions
 from emulator.store.transitions import (
@@ -70,9 +73,89 @@ from emulator.store.usage import UsageLedger, consumed_seconds
 _REQUEUED = {"worker_id": None, "running_at": None, "heartbeat_at": None}
 # Columns of a snapshot without the (possibly large) params and result texts.
 _SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
-# Built once: constructing a 35-column SELECT per read cost more than running it.
+# Built once: constructing a 35-column SELECT per read cost more than running it, and a
+# statement object reused with bind parameters also keeps its SQLAlchemy cache key (computed
+# once, not per execution).
 _SUMMARY_QUERY = select(*_SUMMARY)
 _WITH_PARAMS_QUERY = select(*_SUMMARY, jobs.c.params)
+_BY_ID = _SUMMARY_QUERY.where(jobs.c.id == bindparam("job_id"))
+_BY_ID_OWNED = _BY_ID.where(
+    jobs.c.instance == bindparam("instance"), jobs.c.api == bindparam("api")
+)
+_TAGS_OF = select(job_tags.c.job_id, job_tags.c.tag).where(
+    job_tags.c.job_id.in_(bindparam("ids", expanding=True))
+)
+_QUEUED_ON = (
+    select(func.count())
+    .select_from(jobs)
+    .where(jobs.c.backend == bindparam("backend"), jobs.c.state == JobState.QUEUED.value)
+)
+_LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
+"""(count, page) statements of `GET /jobs` per shape of filter (which filters are given, the
+order, with params or not): a few hundred shapes at most, each built once."""
+
+
+def _list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Select[Any]]:
+    shape = (
+        flt.pending,
+        bool(flt.program_id),
+        bool(flt.backend),
+        bool(flt.session_id),
+        flt.created_after is not None,
+        flt.created_before is not None,
+        bool(flt.tags),
+        flt.descending,
+        with_params,
+    )
+    statements = _LIST_STATEMENTS.get(shape)
+    if statements is None:
+        statements = _LIST_STATEMENTS[shape] = _build_list_statements(flt, with_params)
+    return statements
+
+
+def _build_list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Select[Any]]:
+    conditions: list[Any] = [
+        jobs.c.instance == bindparam("instance"),
+        jobs.c.api == bindparam("api"),
+    ]
+    if flt.pending is True:
+        conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
+    elif flt.pending is False:
+        conditions.append(jobs.c.state.in_([s.value for s in TERMINAL]))
+    if flt.program_id:
+        conditions.append(jobs.c.program_id == bindparam("program_id"))
+    if flt.backend:
+        conditions.append(jobs.c.backend == bindparam("backend"))
+    if flt.session_id:
+        conditions.append(jobs.c.session_id == bindparam("session_id"))
+    if flt.created_after:
+        conditions.append(jobs.c.created_at >= bindparam("created_after"))
+    if flt.created_before:
+        conditions.append(jobs.c.created_at <= bindparam("created_before"))
+    if flt.tags:
+        # A job matches when it carries every requested tag.
+        tagged = (
+            select(job_tags.c.job_id)
+            .where(job_tags.c.tag.in_(bindparam("tags", expanding=True)))
+            .group_by(job_tags.c.job_id)
+            .having(func.count(distinct(job_tags.c.tag)) == bindparam("tag_count"))
+        )
+        conditions.append(jobs.c.id.in_(tagged))
+    where = and_(*conditions)
+    order = (
+        [jobs.c.created_at.desc(), jobs.c.id.desc()]
+        if flt.descending
+        else [jobs.c.created_at.asc(), jobs.c.id.asc()]
+    )
+    count = select(func.count()).select_from(jobs).where(where)
+    page = (
+        (_WITH_PARAMS_QUERY if with_params else _SUMMARY_QUERY)
+        .where(where)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return count, page
 
 
 def _snapshot(row: Row[Any], tags: Sequence[str] = (), params: str | None = None) -> JobSnapshot:
@@ -139,25 +222,26 @@ class Repository:
     # -- helpers ---------------------------------------------------------------------------
 
     def _read(self) -> Connection:
-        return self.engine.connect().execution_options(read_only=True)
+        return reading(self.engine)
 
     @staticmethod
     def _tags_of(conn: Connection, job_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(job_ids)
         out: dict[str, list[str]] = {i: [] for i in ids}
         if ids:
-            for job_id, tag in conn.execute(
-                select(job_tags.c.job_id, job_tags.c.tag).where(job_tags.c.job_id.in_(ids))
-            ):
+            for job_id, tag in conn.execute(_TAGS_OF, {"ids": ids}):
                 out[job_id].append(tag)
         return out
 
     @classmethod
     def _load(cls, conn: Connection, job_id: str, owner: Owner | None) -> JobSnapshot | None:
-        query = _SUMMARY_QUERY.where(jobs.c.id == job_id)
-        if owner is not None:
-            query = query.where(*owned_by(owner))
-        row = conn.execute(query).one_or_none()
+        if owner is None:
+            row = conn.execute(_BY_ID, {"job_id": job_id}).one_or_none()
+        else:
+            row = conn.execute(
+                _BY_ID_OWNED,
+                {"job_id": job_id, "instance": owner.instance, "api": owner.api.value},
+            ).one_or_none()
         if row is None:
             return None
         return _snapshot(row, cls._tags_of(conn, [job_id])[job_id])
@@ -304,43 +388,25 @@ class Repository:
     ) -> tuple[list[JobSnapshot], int]:
         """A page of an owner's jobs (with their params, in the same query, if asked) and the
         exact count of all that match."""
-        conditions = list(owned_by(owner))
-        if flt.pending is True:
-            conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
-        elif flt.pending is False:
-            conditions.append(jobs.c.state.in_([s.value for s in TERMINAL]))
-        if flt.program_id:
-            conditions.append(jobs.c.program_id == flt.program_id)
-        if flt.backend:
-            conditions.append(jobs.c.backend == flt.backend)
-        if flt.session_id:
-            conditions.append(jobs.c.session_id == flt.session_id)
-        if flt.created_after:
-            conditions.append(jobs.c.created_at >= flt.created_after)
-        if flt.created_before:
-            conditions.append(jobs.c.created_at <= flt.created_before)
+        count_query, page_query = _list_statements(flt, with_params)
+        values: dict[str, Any] = {
+            "instance": owner.instance,
+            "api": owner.api.value,
+            "program_id": flt.program_id,
+            "backend": flt.backend,
+            "session_id": flt.session_id,
+            "created_after": flt.created_after,
+            "created_before": flt.created_before,
+            "limit": flt.limit,
+            "offset": flt.offset,
+        }
         if flt.tags:
-            # A job matches when it carries every requested tag.
             wanted = sorted(set(flt.tags))
-            tagged = (
-                select(job_tags.c.job_id)
-                .where(job_tags.c.tag.in_(wanted))
-                .group_by(job_tags.c.job_id)
-                .having(func.count(distinct(job_tags.c.tag)) == len(wanted))
-            )
-            conditions.append(jobs.c.id.in_(tagged))
-        where = and_(*conditions)
-        order = (
-            [jobs.c.created_at.desc(), jobs.c.id.desc()]
-            if flt.descending
-            else [jobs.c.created_at.asc(), jobs.c.id.asc()]
-        )
+            values["tags"], values["tag_count"] = wanted, len(wanted)
+        # Values a shape's statements do not name are ignored by SQLAlchemy.
         with self._read() as conn, conn.begin():
-            count = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
-            query = _WITH_PARAMS_QUERY if with_params else _SUMMARY_QUERY
-            rows = conn.execute(
-                query.where(where).order_by(*order).limit(flt.limit).offset(flt.offset)
-            ).all()
+            count = conn.execute(count_query, values).scalar_one()
+            rows = conn.execute(page_query, values).all()
             tags = self._tags_of(conn, [r.id for r in rows])
         return [
             _snapshot(r, tags[r.id], r.params if with_params else None) for r in rows
@@ -584,14 +650,8 @@ class Repository:
         return {state: int(n) for state, n in rows}
 
     def queue_length(self, backend: str) -> int:
-        with self._read() as conn, conn.begin():
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.backend == backend, jobs.c.state == JobState.QUEUED.value)
-                ).scalar_one()
-            )
+        with reading(self.engine, single=True) as conn:
+            return int(conn.execute(_QUEUED_ON, {"backend": backend}).scalar_one())
 
     # -- control plane -------------------------------------------------------------------------
 
@@ -670,7 +730,7 @@ class Repository:
             return conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
 
     def queue_lengths(self) -> dict[str, int]:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine, single=True) as conn:
             rows = conn.execute(
                 select(jobs.c.backend, func.count())
                 .where(jobs.c.state == JobState.QUEUED.value)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 
+from emulator.store.db import reading
 from emulator.store.tables import request_journal
 
 KEEP = 5000
@@ -35,7 +36,7 @@ class JournalStore:
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
         """The last `limit` entries of every node, oldest first."""
-        with self.engine.connect() as conn:
+        with reading(self.engine, single=True) as conn:
             rows = (
                 conn.execute(
                     select(request_journal).order_by(request_journal.c.id.desc()).limit(limit)
