@@ -59,17 +59,21 @@ def token(url: str) -> str:
     return str(response.json()["access_token"])
 
 
-def completed_job(url: str, headers: dict[str, str]) -> str:
+def completed_jobs(url: str, headers: dict[str, str], count: int) -> list[str]:
+    """`count` completed Sampler jobs (so a list page is a full page of 10)."""
     body = json.loads((FIXTURES / "post_jobs_sampler_body.json").read_text())
-    job_id = str(httpx.post(url + "/api/v1/jobs", json=body, headers=headers).json()["id"])
-    wait_until(
-        lambda: httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=headers).json()["state"][
-            "status"
-        ]
-        == "Completed",
-        timeout=120,
-    )
-    return job_id
+    ids = [
+        str(httpx.post(url + "/api/v1/jobs", json=body, headers=headers).json()["id"])
+        for _ in range(count)
+    ]
+    for job_id in ids:
+        wait_until(
+            lambda job_id=job_id: httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=headers)
+            .json()["state"]["status"]
+            == "Completed",
+            timeout=120,
+        )
+    return ids
 
 
 def run_wrk(
@@ -207,7 +211,7 @@ def main() -> None:
         floor, floor_url = floor_server(tmp)
         try:
             headers = {"Authorization": f"Bearer {token(url)}"}
-            job_id = completed_job(url, headers)
+            job_id = completed_jobs(url, headers, 12)[0]
             # As qiskit-ibm-runtime asks: status polls and job lists without params.
             status = f"{url}/api/v1/jobs/{job_id}?exclude_params=true"
             page = f"{url}/api/v1/jobs?limit=10&exclude_params=true"
@@ -228,6 +232,14 @@ def main() -> None:
                     cells.append(f"{rate:14.0f} {p50:5.1f} {p99:5.1f}  ")
                 print(f"{name:26}" + "".join(cells), flush=True)
             print("(latencies in ms)")
+            # The issue's own scenario: Python clients, each waiting for its answer before
+            # the next request (wrk keeps every connection busy instead).
+            rate, p50, p99 = run_asyncio([status] * 4 + [page], 200, args.duration, headers)
+            print(
+                f"200 Python clients (httpx, one request at a time each), 4 polls : 1 list: "
+                f"{rate:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms (the clients share "
+                "this machine's cores with the server)"
+            )
         finally:
             floor.terminate()
             floor.wait(10)

@@ -56,7 +56,7 @@ def owner_of(request: Request) -> Owner:
 RENDERED = 20_000
 
 
-def _encode(value: Any) -> bytes:
+def encode_json(value: Any) -> bytes:
     """JSON as Starlette's JSONResponse renders it."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
@@ -75,7 +75,7 @@ class Documents:
         found = self._rendered.get(id(value))
         if found is not None and found[0] is value:
             return found[1]
-        body = _encode(build())
+        body = encode_json(build())
         if len(self._rendered) >= RENDERED:
             self._rendered.clear()
         self._rendered[id(value)] = (value, body)  # holding `value` keeps its id unique
@@ -86,7 +86,7 @@ class Documents:
     ) -> Response:
         found = self._bodies.get(key)
         if found is None:
-            body = _encode(build())
+            body = encode_json(build())
             found = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
             self._bodies[key] = found
         body, etag = found

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from enum import Enum
 
 from emulator.domain.jobs import TERMINAL, JobSnapshot
@@ -71,6 +72,13 @@ class SnapshotCache:
         """Taken before a store read; `put` refuses the result if the job changed since."""
         with self._lock:
             return self._epoch, self._generations[hash(job_id) % _SLOTS]
+
+    def marks(self) -> Callable[[str], tuple[int, int]]:
+        """Every job's `generation` at once, for a read of jobs not known in advance (a list
+        page): taken before the read, as `generation` is."""
+        with self._lock:
+            epoch, generations = self._epoch, list(self._generations)
+        return lambda job_id: (epoch, generations[hash(job_id) % _SLOTS])
 
     def put(self, snapshot: JobSnapshot, generation: tuple[int, int]) -> None:
         if snapshot.state not in TERMINAL or snapshot.params is not None:

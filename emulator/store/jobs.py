@@ -82,6 +82,7 @@ _BY_ID = _SUMMARY_QUERY.where(jobs.c.id == bindparam("job_id"))
 _BY_ID_OWNED = _BY_ID.where(
     jobs.c.instance == bindparam("instance"), jobs.c.api == bindparam("api")
 )
+_BY_IDS = _SUMMARY_QUERY.where(jobs.c.id.in_(bindparam("ids", expanding=True)))
 _TAGS_OF = select(job_tags.c.job_id, job_tags.c.tag).where(
     job_tags.c.job_id.in_(bindparam("ids", expanding=True))
 )
@@ -148,8 +149,9 @@ def _build_list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[An
         else [jobs.c.created_at.asc(), jobs.c.id.asc()]
     )
     count = select(func.count()).select_from(jobs).where(where)
+    # Without params a page is its ids: final jobs come from the snapshot cache.
     page = (
-        (_WITH_PARAMS_QUERY if with_params else _SUMMARY_QUERY)
+        (_WITH_PARAMS_QUERY if with_params else select(jobs.c.id))
         .where(where)
         .order_by(*order)
         .limit(bindparam("limit"))
@@ -404,13 +406,26 @@ class Repository:
             wanted = sorted(set(flt.tags))
             values["tags"], values["tag_count"] = wanted, len(wanted)
         # Values a shape's statements do not name are ignored by SQLAlchemy.
+        if with_params:
+            with self._read() as conn, conn.begin():
+                count = conn.execute(count_query, values).scalar_one()
+                rows = conn.execute(page_query, values).all()
+                tags = self._tags_of(conn, [r.id for r in rows])
+            return [_snapshot(r, tags[r.id], r.params) for r in rows], int(count)
+        mark = self.cache.marks()  # before the read, as for one job (`_get`)
+        read: list[JobSnapshot] = []
         with self._read() as conn, conn.begin():
             count = conn.execute(count_query, values).scalar_one()
-            rows = conn.execute(page_query, values).all()
-            tags = self._tags_of(conn, [r.id for r in rows])
-        return [
-            _snapshot(r, tags[r.id], r.params if with_params else None) for r in rows
-        ], int(count)
+            ids = list(conn.execute(page_query, values).scalars())
+            page = {i: s for i in ids if (s := self.cache.get(i)) is not None}
+            missing = [i for i in ids if i not in page]
+            if missing:
+                tags = self._tags_of(conn, missing)
+                read = [_snapshot(r, tags[r.id]) for r in conn.execute(_BY_IDS, {"ids": missing})]
+                page.update((s.id, s) for s in read)
+        for snapshot in read:
+            self.cache.put(snapshot, mark(snapshot.id))
+        return [page[i] for i in ids if i in page], int(count)
 
     def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The job and its stored result text (None until it completes)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
 from emulator.api.query import query_of
@@ -17,6 +18,7 @@ from emulator.api.runtime.schemas import JOB_LIST_QUERY
 from emulator.domain.backends import BackendRegistry
 from emulator.testing import wait_until
 from tests.inprocess import bearer, serve, sibling
+from tests.integration.test_runtime_http import submit
 
 
 @pytest.mark.parametrize("document", ["configuration", "properties"])
@@ -70,3 +72,26 @@ def test_a_remembered_query_parse_is_the_callers_own_and_a_refused_one_stays_ref
     for _ in range(2):
         refused = runtime.get("/jobs", params={"limit": "3", "sort": "sideways"})
         assert refused.status_code == 400 and "sort" in refused.text
+
+
+def test_a_list_page_of_final_jobs_from_memory_is_the_same_as_from_the_store(
+    tmp_path: Path,
+) -> None:
+    """Final jobs of a page come from the snapshot cache with their views encoded once: the
+    page is still JSONResponse's exact format, each entry is the job's own status view, and a
+    tag change shows at once."""
+    with serve(tmp_path) as root, sibling(root, "/api/v1", bearer(root)) as api:
+        ids = [submit(api) for _ in range(4)]
+        for job_id in ids[:3]:
+            assert api.post(f"/jobs/{job_id}/cancel").status_code == 204  # final, not Queued
+        for _ in range(2):  # the store's rows, then memory
+            page = api.get("/jobs", params={"limit": 10, "exclude_params": "true"})
+            assert page.status_code == 200
+            assert page.content == JSONResponse(page.json()).body
+            assert page.json()["count"] == 4
+            for entry in page.json()["jobs"]:
+                alone = api.get(f"/jobs/{entry['id']}", params={"exclude_params": "true"})
+                assert entry == alone.json()
+        assert api.put(f"/jobs/{ids[0]}/tags", json={"tags": ["moved"]}).status_code == 204
+        page = api.get("/jobs", params={"limit": 10, "exclude_params": "true"}).json()
+        assert {j["id"]: j["tags"] for j in page["jobs"]}[ids[0]] == ["moved"]
