@@ -33,6 +33,7 @@ bench: $(STAMP)
 bench-scale: $(STAMP)  # minutes; PostgreSQL rows when IBMQ_EMULATOR_TEST_POSTGRES is set
 	$(PY) bench/scale.py
 	$(PY) bench/scale.py --circuit heavy --jobs 24
+	if [ -n "$$IBMQ_EMULATOR_TEST_POSTGRES" ]; then $(PY) bench/throughput.py --scale-out "$$IBMQ_EMULATOR_TEST_POSTGRES"; fi
 
 image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .

@@ -3,6 +3,7 @@
     python bench/throughput.py                         # starts `serve --workers 1`
     python bench/throughput.py --url URL               # a running emulator
     python bench/throughput.py --connections 1,50 --duration 3
+    python bench/throughput.py --scale-out postgresql+psycopg://…/db   # 1 and 2 API nodes
 
 Drives `wrk` when it is on PATH (Debian: `apt-get install wrk`), else a small asyncio client
 (said in the output; it is itself Python, so its figures are a floor of the load it can make,
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -68,9 +70,10 @@ def completed_jobs(url: str, headers: dict[str, str], count: int) -> list[str]:
     ]
     for job_id in ids:
         wait_until(
-            lambda job_id=job_id: httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=headers)
-            .json()["state"]["status"]
-            == "Completed",
+            lambda job_id=job_id: (
+                httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=headers).json()["state"]["status"]
+                == "Completed"
+            ),
             timeout=120,
         )
     return ids
@@ -157,6 +160,44 @@ def run_asyncio(
     return asyncio.run(main())
 
 
+def scale_out(database_url: str, nodes: int, duration: float, tmp: Path) -> None:
+    """Status polls of one completed job spread over 1..`nodes` API nodes sharing a
+    PostgreSQL store: 50 connections in all, one wrk per node; req/s summed."""
+    if not shutil.which("wrk"):
+        print("scale-out rows need wrk (one load generator per node)")
+        return
+    servers = [
+        EmulatorServer(tmp / f"node{i}", "--database-url", database_url, workers=1).start()
+        for i in range(nodes)
+    ]
+    try:
+        headers = {"Authorization": f"Bearer {token(servers[0].url)}"}
+        job_id = completed_jobs(servers[0].url, headers, 1)[0]
+        path = f"/api/v1/jobs/{job_id}?exclude_params=true"
+        print("job status on API nodes sharing PostgreSQL, 50 connections in all:")
+        for used in range(1, nodes + 1):
+            results: list[tuple[float, float, float]] = []
+
+            def drive(
+                server: EmulatorServer, out: list[tuple[float, float, float]], n: int
+            ) -> None:
+                out.append(run_wrk([server.url + path], n, duration, headers))
+
+            threads = [
+                threading.Thread(target=drive, args=(s, results, 50 // used))
+                for s in servers[:used]
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            total = sum(r[0] for r in results)
+            print(f"  {used} node(s): {total:6.0f} req/s, p99 {max(r[2] for r in results):6.1f} ms")
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def floor_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     (tmp / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
@@ -194,7 +235,17 @@ def main() -> None:
     parser.add_argument("--url", help="a running emulator (default: start one)")
     parser.add_argument("--connections", default="1,50,200")
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument(
+        "--scale-out",
+        metavar="DATABASE_URL",
+        help="instead: status throughput on 1 and 2 API nodes sharing this PostgreSQL database",
+    )
+    parser.add_argument("--nodes", type=int, default=2, help="with --scale-out")
     args = parser.parse_args()
+    if args.scale_out:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            scale_out(args.scale_out, args.nodes, args.duration, Path(tmp_name))
+        return
     counts = [int(n) for n in args.connections.split(",")]
     drive = run_wrk if shutil.which("wrk") else run_asyncio
     print(
@@ -234,12 +285,15 @@ def main() -> None:
             print("(latencies in ms)")
             # The issue's own scenario: Python clients, each waiting for its answer before
             # the next request (wrk keeps every connection busy instead).
-            rate, p50, p99 = run_asyncio([status] * 4 + [page], 200, args.duration, headers)
-            print(
-                f"200 Python clients (httpx, one request at a time each), 4 polls : 1 list: "
-                f"{rate:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms (the clients share "
-                "this machine's cores with the server)"
-            )
+            # The same clients against the bare endpoint say how much of it is the clients'
+            # own limit (one Python process, sharing the machine's cores with the server).
+            print("200 Python clients (httpx, one request at a time each):")
+            for name, urls, hdrs in (
+                ("emulator, 4 polls : 1 list", [status] * 4 + [page], headers),
+                ("bare Starlette (floor)", [f"{floor_url}/jobs/{job_id}"], {}),
+            ):
+                rate, p50, p99 = run_asyncio(urls, 200, args.duration, hdrs)
+                print(f"  {name:28} {rate:6.0f} req/s, p50 {p50:7.1f} ms, p99 {p99:7.1f} ms")
         finally:
             floor.terminate()
             floor.wait(10)
