@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.api.boundary import ErrorBoundary, Tenancy, read_json
+from emulator.api.boundary import ErrorBoundary, Tenancy, read_json, store_read
 from emulator.api.direct_access import errors, schemas, views
 from emulator.api.openapi import ERRORS_LIST, Endpoint, dispatch_routes, document
 from emulator.api.state import owner_of, state_of
@@ -48,8 +48,8 @@ def _view(request: Request, backend: ServedBackend) -> dict[str, Any]:
 
 async def list_backends(request: Request) -> Response:
     jobs = state_of(request).jobs
-    availability = await run_in_threadpool(jobs.backend_states)
-    locked = await run_in_threadpool(jobs.locked_backends, owner_of(request).instance)
+    availability = await store_read(jobs.backend_states)
+    locked = await store_read(jobs.locked_backends, owner_of(request).instance)
     backends = [b for b in state_of(request).backends.all() if not b.mock]
     return JSONResponse(
         {
@@ -62,7 +62,7 @@ async def list_backends(request: Request) -> Response:
 
 async def get_backend(request: Request) -> Response:
     backend = _backend(request)
-    return JSONResponse(await run_in_threadpool(_view, request, backend))
+    return JSONResponse(await store_read(_view, request, backend))
 
 
 async def backend_configuration(request: Request) -> Response:
@@ -108,7 +108,7 @@ async def list_jobs(request: Request) -> Response:
     offset = 0
     while True:  # IBM's endpoint has no paging: every job of the caller, oldest first
         flt = JobFilter(limit=PAGE, offset=offset, descending=False)
-        page, count = await run_in_threadpool(state.jobs.list_jobs, owner_of(request), flt)
+        page, count = await store_read(state.jobs.list_jobs, owner_of(request), flt)
         found.extend(views.job_view(j) for j in page)
         offset += len(page)
         if not page or offset >= count:

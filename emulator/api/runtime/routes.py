@@ -10,7 +10,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from emulator.api.boundary import ErrorBoundary, Tenancy, read_json, until_disconnected
+from emulator.api.boundary import (
+    ErrorBoundary,
+    Tenancy,
+    read_json,
+    store_read,
+    until_disconnected,
+)
 from emulator.api.openapi import ERRORS_LIST, Endpoint, dispatch_routes, document
 from emulator.api.query import query_of
 from emulator.api.runtime import errors, schemas, views
@@ -28,7 +34,7 @@ RUNTIME_PREFIX = "/api/v1"
 
 async def list_backends(request: Request) -> Response:
     state = state_of(request)
-    queued, availability = await run_in_threadpool(state.jobs.backends_overview)
+    queued, availability = await store_read(state.jobs.backends_overview)
     devices = [
         views.device_view(b, queued.get(b.name, 0), availability[b.name])
         for b in state.backends.all()
@@ -63,7 +69,7 @@ async def backend_properties(request: Request) -> Response:
 async def backend_status(request: Request) -> Response:
     state = state_of(request)
     backend = state.backends.get(request.path_params["name"])
-    queued, availability = await run_in_threadpool(state.jobs.backend_status, backend.name)
+    queued, availability = await store_read(state.jobs.backend_status, backend.name)
     return JSONResponse(views.status_view(backend, queued, availability))
 
 
@@ -75,7 +81,7 @@ async def backend_defaults(request: Request) -> Response:
 async def instance_usage(request: Request) -> Response:
     state = state_of(request)
     instance = instance_of(request)
-    report = await run_in_threadpool(state.jobs.usage, owner_of(request))
+    report = await store_read(state.jobs.usage, owner_of(request))
     return JSONResponse(views.usage_view(instance, report))
 
 
@@ -105,7 +111,7 @@ async def create_job(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     flt, exclude_params = schemas.job_filter(query_of(request, schemas.JOB_LIST_QUERY))
     state = state_of(request)
-    jobs, count = await run_in_threadpool(
+    jobs, count = await store_read(
         state.jobs.list_jobs, owner_of(request), flt, not exclude_params
     )
     rest = {"count": count, "limit": flt.limit, "offset": flt.offset}
@@ -143,7 +149,7 @@ async def job_status(request: Request) -> Response:
 
 
 async def get_result(request: Request) -> Response:
-    job, text = await run_in_threadpool(
+    job, text = await store_read(
         state_of(request).jobs.get_result, owner_of(request), request.path_params["job_id"]
     )
     if text is None:
@@ -169,14 +175,14 @@ async def delete_job(request: Request) -> Response:
 
 
 async def get_logs(request: Request) -> Response:
-    _, events = await run_in_threadpool(
+    _, events = await store_read(
         state_of(request).jobs.get_logs, owner_of(request), request.path_params["job_id"]
     )
     return PlainTextResponse(views.logs_view(events))
 
 
 async def job_metrics(request: Request) -> Response:
-    job = await run_in_threadpool(
+    job = await store_read(
         state_of(request).jobs.get_job, owner_of(request), request.path_params["job_id"]
     )
     return JSONResponse(views.metrics_view(job))
@@ -195,7 +201,7 @@ async def replace_tags(request: Request) -> Response:
 
 async def search_tags(request: Request) -> Response:
     search = query_of(request, schemas.TAGS_QUERY)["search"]
-    tags = await run_in_threadpool(state_of(request).jobs.search_tags, owner_of(request), search)
+    tags = await store_read(state_of(request).jobs.search_tags, owner_of(request), search)
     return JSONResponse({"tags": tags})
 
 
@@ -211,7 +217,7 @@ async def create_session(request: Request) -> Response:
 
 
 async def get_session(request: Request) -> Response:
-    session = await run_in_threadpool(
+    session = await store_read(
         state_of(request).sessions.get_session,
         owner_of(request).instance,
         request.path_params["session_id"],
