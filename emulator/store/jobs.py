@@ -91,6 +91,7 @@ _QUEUED_ON = (
     .select_from(jobs)
     .where(jobs.c.backend == bindparam("backend"), jobs.c.state == JobState.QUEUED.value)
 )
+_BY_STATE = select(jobs.c.state, func.count()).group_by(jobs.c.state)
 _LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
 """(count, page) statements of `GET /jobs` per shape of filter (which filters are given, the
 order, with params or not): a few hundred shapes at most, each built once."""
@@ -660,8 +661,8 @@ class Repository:
             )
 
     def count_by_state(self) -> dict[str, int]:
-        with self._read() as conn, conn.begin():
-            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        with reading(self.engine, single=True) as conn:
+            rows = conn.execute(_BY_STATE).all()  # from ix_jobs_state_created alone
         return {state: int(n) for state, n in rows}
 
     def queue_length(self, backend: str) -> int:

@@ -24,7 +24,7 @@ from emulator import __version__
 from emulator.api.admin import errors
 from emulator.api.admin.guard import AdminGuard, SecurityHeaders, is_admin
 from emulator.api.admin.openapi import OPENAPI
-from emulator.api.boundary import ErrorBoundary, read_json, read_optional_json
+from emulator.api.boundary import ErrorBoundary, read_json, read_optional_json, store_read
 from emulator.api.state import state_of
 from emulator.domain.errors import InvalidRequest
 from emulator.domain.jobs import JobSnapshot, isoformat
@@ -161,7 +161,7 @@ async def health(request: Request) -> Response:
         "workers_ready": state.execution.ready_workers,
     }
     if is_admin(request):
-        answer["jobs"] = await run_in_threadpool(state.control.job_counts)
+        answer["jobs"] = await store_read(state.control.job_counts)
     return JSONResponse(answer)
 
 
