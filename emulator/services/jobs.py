@@ -175,8 +175,11 @@ class JobService:
         return self.controls.backend_state(backend) if self.controls else BackendState()
 
     def backend_status(self, backend: str) -> tuple[int, BackendState]:
-        """Queue length and availability of a backend: one thread hop for a status request."""
-        return self.queue_length(backend), self.backend_state(backend)
+        """Queue length and availability of a backend: one thread hop and one read for a
+        status request."""
+        if self.controls is None:
+            return self.queue_length(backend), BackendState()
+        return self.controls.backend_status(backend)
 
     def backends_overview(self) -> tuple[dict[str, int], dict[str, BackendState]]:
         """Queue lengths and availability of every backend, for the backend lists."""

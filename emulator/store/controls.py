@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from emulator.domain.admission import Reservation
 from emulator.domain.controls import (
@@ -23,9 +23,9 @@ from emulator.domain.controls import (
     Progression,
     ProgressionPolicy,
 )
-from emulator.domain.jobs import Api, NewJob, utcnow
+from emulator.domain.jobs import Api, JobState, NewJob, utcnow
 from emulator.store.db import reading
-from emulator.store.tables import controls
+from emulator.store.tables import controls, jobs
 
 PROGRESSION = "progression"
 OUTCOME = "outcome"
@@ -34,6 +34,13 @@ BACKEND_STATE = "backend_state"
 # Read several times a second (backend status polls, every node's fault reload): built once.
 _BACKEND_STATE_OF = select(controls.c.body).where(
     controls.c.kind == BACKEND_STATE, controls.c.scope == bindparam("backend")
+)
+_QUEUE_AND_STATE = select(
+    select(func.count())
+    .select_from(jobs)
+    .where(jobs.c.backend == bindparam("backend"), jobs.c.state == JobState.QUEUED.value)
+    .scalar_subquery(),
+    _BACKEND_STATE_OF.scalar_subquery(),
 )
 _ROWS_OF_KIND = (
     select(controls.c.id, controls.c.scope, controls.c.body, controls.c.remaining)
@@ -214,6 +221,13 @@ class ControlStore:
         with reading(self.engine, single=True) as conn:
             body = conn.execute(_BACKEND_STATE_OF, {"backend": backend}).scalar()
         return BackendState.parse(json.loads(body)) if body else BackendState()
+
+    def backend_status(self, backend: str) -> tuple[int, BackendState]:
+        """The backend's queue length (its Queued jobs) and state, in one statement: a
+        backend status poll is one read."""
+        with reading(self.engine, single=True) as conn:
+            queued, body = conn.execute(_QUEUE_AND_STATE, {"backend": backend}).one()
+        return int(queued), BackendState.parse(json.loads(body)) if body else BackendState()
 
     def backend_states(self) -> dict[str, BackendState]:
         return {scope: BackendState.parse(body) for _, scope, body, _ in self._rows(BACKEND_STATE)}

@@ -150,9 +150,14 @@ def _build_list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[An
         else [jobs.c.created_at.asc(), jobs.c.id.asc()]
     )
     count = select(func.count()).select_from(jobs).where(where)
-    # Without params a page is its ids: final jobs come from the snapshot cache.
+    # Without params a page is its ids and the total (one statement, no transaction): final
+    # jobs come from the snapshot cache.
     page = (
-        (_WITH_PARAMS_QUERY if with_params else select(jobs.c.id))
+        (
+            _WITH_PARAMS_QUERY
+            if with_params
+            else select(jobs.c.id, func.count().over().label("total"))
+        )
         .where(where)
         .order_by(*order)
         .limit(bindparam("limit"))
@@ -413,17 +418,29 @@ class Repository:
                 rows = conn.execute(page_query, values).all()
                 tags = self._tags_of(conn, [r.id for r in rows])
             return [_snapshot(r, tags[r.id], r.params) for r in rows], int(count)
-        mark = self.cache.marks()  # before the read, as for one job (`_get`)
+        mark = self.cache.marks()  # before the reads, as for one job (`_get`)
+        # One statement for the ids and the total: each statement a reader thread runs hands
+        # the GIL back and waits for it again, which under load costs more than the SQL.
+        with reading(self.engine, single=True) as conn:
+            rows = conn.execute(page_query, values).all()
+        ids = [r.id for r in rows]
+        if rows:
+            count = rows[0].total
+        elif flt.offset == 0:
+            count = 0
+        else:  # past the end: no row carries the total
+            with reading(self.engine, single=True) as conn:
+                count = conn.execute(count_query, values).scalar_one()
+        page = {i: s for i in ids if (s := self.cache.get(i)) is not None}
+        missing = [i for i in ids if i not in page]
         read: list[JobSnapshot] = []
-        with self._read() as conn, conn.begin():
-            count = conn.execute(count_query, values).scalar_one()
-            ids = list(conn.execute(page_query, values).scalars())
-            page = {i: s for i in ids if (s := self.cache.get(i)) is not None}
-            missing = [i for i in ids if i not in page]
-            if missing:
+        if missing:
+            # A job deleted since the first read is left out of the page, as if it had been
+            # deleted just before it (the count, read first, still includes it).
+            with self._read() as conn, conn.begin():
                 tags = self._tags_of(conn, missing)
                 read = [_snapshot(r, tags[r.id]) for r in conn.execute(_BY_IDS, {"ids": missing})]
-                page.update((s.id, s) for s in read)
+            page.update((s.id, s) for s in read)
         for snapshot in read:
             self.cache.put(snapshot, mark(snapshot.id))
         return [page[i] for i in ids if i in page], int(count)
