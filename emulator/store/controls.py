@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from emulator.domain.admission import Reservation
 from emulator.domain.controls import (
@@ -23,9 +23,10 @@ from emulator.domain.controls import (
     Progression,
     ProgressionPolicy,
 )
-from emulator.domain.jobs import Api, JobState, NewJob, utcnow
+from emulator.domain.jobs import Api, NewJob, utcnow
 from emulator.store.db import reading
-from emulator.store.tables import controls, jobs
+from emulator.store.jobs import QUEUED_ON
+from emulator.store.tables import controls
 
 PROGRESSION = "progression"
 OUTCOME = "outcome"
@@ -35,13 +36,7 @@ BACKEND_STATE = "backend_state"
 _BACKEND_STATE_OF = select(controls.c.body).where(
     controls.c.kind == BACKEND_STATE, controls.c.scope == bindparam("backend")
 )
-_QUEUE_AND_STATE = select(
-    select(func.count())
-    .select_from(jobs)
-    .where(jobs.c.backend == bindparam("backend"), jobs.c.state == JobState.QUEUED.value)
-    .scalar_subquery(),
-    _BACKEND_STATE_OF.scalar_subquery(),
-)
+_QUEUE_AND_STATE = select(QUEUED_ON.scalar_subquery(), _BACKEND_STATE_OF.scalar_subquery())
 _ROWS_OF_KIND = (
     select(controls.c.id, controls.c.scope, controls.c.body, controls.c.remaining)
     .where(controls.c.kind == bindparam("kind"))

@@ -12,7 +12,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 from emulator.store.migrate import migrate
 
-READ_THREADS = 40
+POOL_CONNECTIONS = 40
+"""SQLite connections kept (and as many more on demand): one per thread that may touch the
+store at once (anyio's 40 request threads; the read threads, slots and background threads
+stay below the overflow)."""
 
 
 def create_store_engine(url: str) -> Engine:
@@ -21,13 +24,12 @@ def create_store_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # WAL readers run in parallel: one connection per request thread (anyio's default
-        # limiter is 40), where the default pool (5 + 10) made status and list reads queue.
+        # WAL readers run in parallel: the default pool (5 + 10) made reads queue.
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            pool_size=READ_THREADS,
-            max_overflow=READ_THREADS,
+            pool_size=POOL_CONNECTIONS,
+            max_overflow=POOL_CONNECTIONS,
         )
         _configure_sqlite(engine)
     else:

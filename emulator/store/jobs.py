@@ -78,15 +78,15 @@ _SUMMARY = [c for c in jobs.c if c.name not in ("params", "result")]
 # once, not per execution).
 _SUMMARY_QUERY = select(*_SUMMARY)
 _WITH_PARAMS_QUERY = select(*_SUMMARY, jobs.c.params)
+# `owned_by` with bind parameters (values: `_owner_values`).
+_OWNED = (jobs.c.instance == bindparam("instance"), jobs.c.api == bindparam("api"))
 _BY_ID = _SUMMARY_QUERY.where(jobs.c.id == bindparam("job_id"))
-_BY_ID_OWNED = _BY_ID.where(
-    jobs.c.instance == bindparam("instance"), jobs.c.api == bindparam("api")
-)
+_BY_ID_OWNED = _BY_ID.where(*_OWNED)
 _BY_IDS = _SUMMARY_QUERY.where(jobs.c.id.in_(bindparam("ids", expanding=True)))
 _TAGS_OF = select(job_tags.c.job_id, job_tags.c.tag).where(
     job_tags.c.job_id.in_(bindparam("ids", expanding=True))
 )
-_QUEUED_ON = (
+QUEUED_ON = (
     select(func.count())
     .select_from(jobs)
     .where(jobs.c.backend == bindparam("backend"), jobs.c.state == JobState.QUEUED.value)
@@ -95,6 +95,10 @@ _BY_STATE = select(jobs.c.state, func.count()).group_by(jobs.c.state)
 _LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
 """(count, page) statements of `GET /jobs` per shape of filter (which filters are given, the
 order, with params or not): a few hundred shapes at most, each built once."""
+
+
+def _owner_values(owner: Owner) -> dict[str, str]:
+    return {"instance": owner.instance, "api": owner.api.value}
 
 
 def _list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Select[Any]]:
@@ -116,10 +120,7 @@ def _list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Se
 
 
 def _build_list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Select[Any]]:
-    conditions: list[Any] = [
-        jobs.c.instance == bindparam("instance"),
-        jobs.c.api == bindparam("api"),
-    ]
+    conditions: list[Any] = list(_OWNED)
     if flt.pending is True:
         conditions.append(jobs.c.state.in_([s.value for s in PENDING]))
     elif flt.pending is False:
@@ -248,7 +249,7 @@ class Repository:
         else:
             row = conn.execute(
                 _BY_ID_OWNED,
-                {"job_id": job_id, "instance": owner.instance, "api": owner.api.value},
+                {"job_id": job_id, **_owner_values(owner)},
             ).one_or_none()
         if row is None:
             return None
@@ -398,8 +399,7 @@ class Repository:
         exact count of all that match."""
         count_query, page_query = _list_statements(flt, with_params)
         values: dict[str, Any] = {
-            "instance": owner.instance,
-            "api": owner.api.value,
+            **_owner_values(owner),
             "program_id": flt.program_id,
             "backend": flt.backend,
             "session_id": flt.session_id,
@@ -684,7 +684,7 @@ class Repository:
 
     def queue_length(self, backend: str) -> int:
         with reading(self.engine, single=True) as conn:
-            return int(conn.execute(_QUEUED_ON, {"backend": backend}).scalar_one())
+            return int(conn.execute(QUEUED_ON, {"backend": backend}).scalar_one())
 
     # -- control plane -------------------------------------------------------------------------
 
