@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,11 @@ VERIFIED_TOKENS = 10_000
 class AccessPolicy:
     """API keys → instances, token issuing and checking."""
 
-    def __init__(self, settings: Settings, secret: bytes) -> None:
+    def __init__(
+        self, settings: Settings, secret: bytes, clock: Callable[[], float] = time.time
+    ) -> None:
         self._secret = secret
+        self._clock = clock  # one clock for issuing and expiry, so tests can move it
         self._verified: dict[str, tuple[str, float]] = {}  # token -> (key id, expiry)
         self._ttl = settings.token_ttl
         self.instances = settings.instance_list
@@ -75,7 +79,7 @@ class AccessPolicy:
         key_id = key_fingerprint(api_key)
         if not self.open and key_id not in self._keys:
             raise UnknownApiKey("Provided API key could not be found.")
-        now = int(time.time())
+        now = int(self._clock())
         claims = {
             "iss": ISSUER,
             "sub": f"emulator-{key_id}",
@@ -120,7 +124,7 @@ class AccessPolicy:
         known = self._verified.get(credential)
         if known is not None:
             key_id, expires = known
-            if time.time() < expires:
+            if self._clock() < expires:
                 return key_id
             self._verified.pop(credential, None)
             raise NotAuthenticated("The bearer token has expired.")
@@ -130,16 +134,24 @@ class AccessPolicy:
                 self._secret,
                 algorithms=["HS256"],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "key"]},
+                # Expiry is checked below against our clock; PyJWT's would read time.time().
+                options={
+                    "require": ["exp", "iat", "key"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise NotAuthenticated("The bearer token has expired.") from None
         except jwt.PyJWTError:
             raise NotAuthenticated("Invalid bearer token.") from None
+        expires = claims["exp"]
+        if not isinstance(expires, int | float):
+            raise NotAuthenticated("Invalid bearer token.")
+        if expires <= self._clock():
+            raise NotAuthenticated("The bearer token has expired.")
         key_id = str(claims["key"])
         if len(self._verified) >= VERIFIED_TOKENS:
             self._verified.clear()  # bounded: a flood of distinct tokens costs re-checks only
-        self._verified[credential] = (key_id, float(claims["exp"]))
+        self._verified[credential] = (key_id, float(expires))
         return key_id
 
     def resolve_instance(self, identity: Identity, service_crn: str | None) -> Instance:
