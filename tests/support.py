@@ -68,12 +68,8 @@ class WorkerProcess:
         return wait_until(banner, timeout=timeout)
 
     def simulations(self) -> list[int]:
-        """Pids of the node's simulation processes (multiprocessing spawn children)."""
-        return [
-            child.pid
-            for child in psutil.Process(self.pid).children(recursive=True)
-            if any("spawn_main" in part for part in child.cmdline())
-        ]
+        """Pids of the node's simulation processes."""
+        return [child.pid for child in simulation_processes(self.pid)]
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None or self.process.poll() is not None:
@@ -98,6 +94,22 @@ class WorkerProcess:
         psutil.wait_procs(children, timeout=10)
 
 
+def simulation_processes(pid: int) -> list[psutil.Process]:
+    """The simulation processes of the server or worker node `pid`: the children of its fork
+    server (or, where there is none, its multiprocessing spawn children) — not the fork server
+    itself, nor multiprocessing's resource tracker."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            parent = child.parent()
+            forked = parent is not None and any("forkserver" in p for p in parent.cmdline())
+            if forked or any("spawn_main" in part for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # gone meanwhile: not one of them any more
+            continue
+    return found
+
+
 __all__ = [
     "ROOT",
     "WorkerProcess",
@@ -107,5 +119,6 @@ __all__ = [
     "emulator_env",
     "free_port",
     "service_for",
+    "simulation_processes",
     "wait_until",
 ]

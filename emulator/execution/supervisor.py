@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
 from emulator.domain.admission import UsageAction, UsageLimits, usage_period
@@ -32,6 +34,7 @@ from emulator.domain.ids import new_id
 from emulator.domain.jobs import Api, JobSnapshot, JobState, Lease, utcnow
 from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.execution.delivery import render_direct_access_logs
+from emulator.execution.preload import FORK_SERVER_MODULE, PRELOAD_BACKENDS
 from emulator.execution.storage import StorageError, fetch_text, put_text
 from emulator.execution.worker import (
     Completed,
@@ -88,7 +91,7 @@ class WorkerPool:
         self._wakeup = threading.Condition()
         self._pending_wakeups = 0
         self._stopping = threading.Event()
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = _worker_context(self.backends.specs())
         self.slots = [Slot(self, f"{self.pool_id}-w{i}") for i in range(size)]
         self.stale_after = stale_after
         self._sweeper = threading.Thread(
@@ -196,13 +199,28 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=child_main,
-            args=(child, self.backends.specs(), self.memory_mb),
+            args=(child, self.backends.specs(), self.memory_mb, os.getpid()),
             name="emulator-worker",
             daemon=True,
         )
         process.start()
         child.close()
         return process, parent
+
+
+def _worker_context(specs: list[tuple[str, str]]) -> BaseContext:
+    """Where worker processes come from: forked from a fork server that imported the simulator
+    and built the backends' Targets once (`preload.py`), else (no fork server on this platform)
+    spawned, each importing everything itself. Never a plain fork of the server: its threads
+    (event loop, slots, store) may hold locks at the moment of the fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Read once, when the (per-process) fork server starts: the first pool's backends are
+    # warmed; a worker still warms any other backend itself.
+    os.environ.setdefault(PRELOAD_BACKENDS, json.dumps(specs))
+    context.set_forkserver_preload([FORK_SERVER_MODULE])
+    return context
 
 
 class Slot(threading.Thread):

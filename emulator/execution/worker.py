@@ -19,8 +19,11 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import sys
+import threading
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -86,20 +89,45 @@ class Failed:
     detail: str
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this process when the server dies, even by SIGKILL.
+def _die_with_parent(server_pid: int | None = None) -> None:
+    """Die when the server dies, even by SIGKILL: otherwise an orphaned simulation keeps a core
+    busy for as long as it runs.
 
-    Otherwise an orphaned simulation keeps a core busy for as long as it runs.
+    Linux kills this process when its parent dies (PR_SET_PDEATHSIG). Forked from the fork
+    server, the parent is the fork server, which outlives the server while any worker lives:
+    so a thread also waits on the server itself (`server_pid`; a pidfd, or polling where the
+    kernel has none) and ends the process when it exits.
     """
-    if not sys.platform.startswith("linux"):
-        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    if server_pid is not None and server_pid != os.getppid():
+        threading.Thread(
+            target=_exit_when_gone, args=(server_pid,), name="lifeline", daemon=True
+        ).start()
+
+
+def _exit_when_gone(pid: int) -> None:
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
         os._exit(1)
+    except (AttributeError, OSError):  # no pidfd here: look every half second
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # the pid now belongs to another user's process
+                os._exit(1)
+            time.sleep(0.5)
+    select.select([handle], [], [])  # readable once the process has exited
+    os._exit(1)
 
 
 def memory_limit_mb(setting: int, workers: int) -> int:
@@ -155,9 +183,15 @@ def limit_address_space(mb: int) -> int | None:
     return soft >> 20
 
 
-def child_main(conn: Connection, warm: list[tuple[str, str]], memory_mb: int = 0) -> None:
-    """Entry point of a worker process; `memory_mb` is the memory a job may use (0: no limit)."""
-    _die_with_parent()
+def child_main(
+    conn: Connection,
+    warm: list[tuple[str, str]],
+    memory_mb: int = 0,
+    server_pid: int | None = None,
+) -> None:
+    """Entry point of a worker process; `memory_mb` is the memory a job may use (0: no limit),
+    `server_pid` the process whose death ends this one."""
+    _die_with_parent(server_pid)
     # The server handles Ctrl-C and SIGTERM and shuts children down itself: a signal sent to
     # the whole process group must not look like a crashed simulation.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

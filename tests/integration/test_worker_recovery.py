@@ -16,7 +16,13 @@ import pytest
 from qiskit_ibm_runtime import RuntimeJobFailureError, SamplerV2
 
 from tests.circuits import bell, isa, long_running_circuit, memory_failure_circuit
-from tests.support import EmulatorControl, EmulatorServer, service_for, wait_until
+from tests.support import (
+    EmulatorControl,
+    EmulatorServer,
+    service_for,
+    simulation_processes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +32,9 @@ FEW_SECONDS_OF_SHOTS = 12
 
 
 def worker_processes(server: EmulatorServer) -> list[psutil.Process]:
-    """The server's simulation processes (multiprocessing spawn children, not its tracker)."""
+    """The server's simulation processes (not its fork server, not its tracker)."""
     assert server.process is not None
-    return [
-        child
-        for child in psutil.Process(server.process.pid).children(recursive=True)
-        if any("spawn_main" in part for part in child.cmdline())
-    ]
+    return simulation_processes(server.process.pid)
 
 
 def kill_worker(server: EmulatorServer) -> None:
