@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test processes for `make test` (pytest-xdist; one file stays in one process, so a module's
+# server is started once). 0 runs everything in this process.
+TEST_PROCESSES ?= 2
 
 .PHONY: serve test lint bench bench-scale image clean
 
@@ -18,7 +21,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
