@@ -125,6 +125,7 @@ def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> Wo
         max_decoded_bytes=settings.max_decoded_bytes,
         max_input_bytes=settings.max_object_mb * 1024 * 1024,
         stale_after=float(settings.worker_stale_seconds),
+        methods=settings.methods,
     )
 
 

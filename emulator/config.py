@@ -24,6 +24,7 @@ from emulator.domain.admission import (
     parse_reservation,
     parse_usage_limits,
 )
+from emulator.domain.methods import MethodSetting
 from emulator.domain.sessions import SessionPolicy
 
 DEFAULT_INSTANCE_CRN = (
@@ -154,6 +155,12 @@ class Settings:
     node_name: str = _setting(
         "", "this node's name in the shared request journal; empty: HOSTNAME:PORT"
     )
+    simulation_method: tuple[str, ...] = _setting(
+        ("auto",),
+        "simulation method, comma-separated: auto, statevector or stabilizer for every "
+        "backend, or BACKEND=METHOD for one (auto: stabilizer for Clifford circuits wider than "
+        "12 qubits, else statevector; the job log says which ran and why)",
+    )
     # -- hardening: input bounds, connections, storage, control plane ----------------------
     max_decoded_mb: int = _setting(
         0,
@@ -243,6 +250,15 @@ class Settings:
             _ = self.reservation_list
         except ValueError as exc:
             raise SettingsError(f"reservations: {exc}") from None
+        try:
+            _ = self.methods
+        except ValueError as exc:
+            raise SettingsError(f"simulation_method: {exc}") from None
+
+    @property
+    def methods(self) -> MethodSetting:
+        names = tuple(entry.partition("=")[0].strip() for entry in self.backends)
+        return MethodSetting.parse(self.simulation_method, names)
 
     @property
     def instance_list(self) -> tuple[Instance, ...]:

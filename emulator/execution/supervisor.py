@@ -32,6 +32,7 @@ from emulator.domain.controls import InjectedOutcome
 from emulator.domain.errors import BackendNotFound, JobNotFound
 from emulator.domain.ids import new_id
 from emulator.domain.jobs import Api, JobSnapshot, JobState, Lease, utcnow
+from emulator.domain.methods import MethodSetting
 from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.execution.delivery import render_direct_access_logs
 from emulator.execution.preload import FORK_SERVER_MODULE, PRELOAD_BACKENDS
@@ -77,8 +78,10 @@ class WorkerPool:
         max_decoded_bytes: int = 200 * 1024 * 1024,
         max_input_bytes: int = 256 * 1024 * 1024,
         stale_after: float = STALE_AFTER_S,
+        methods: MethodSetting | None = None,
     ) -> None:
         self.repo = repo
+        self.methods = methods or MethodSetting()
         self.usage_limits = usage_limits or UsageLimits()
         self.backends = backends
         self.max_attempts = max_attempts
@@ -382,6 +385,7 @@ class Slot(threading.Thread):
             direct,
             default_seed=job.seed,
             max_decoded_bytes=self.pool.max_decoded_bytes,
+            method=self.pool.methods.for_backend(backend.name),
         )
         try:
             self._conn.send(ticket)

@@ -62,6 +62,8 @@ class Ticket:
     default_seed: int | None = None
     # --max-decoded-mb: Direct Access inputs reach the worker unvalidated, so it charges them.
     max_decoded_bytes: int = 200 * 1024 * 1024
+    # --simulation-method for the job's backend: auto, or the method every job must use.
+    method: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,7 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
             snapshot,
             ticket.max_decoded_bytes,
             untrusted=ticket.honour_support_qiskit,  # fetched from a Direct Access URL
+            method=ticket.method,
         )
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):

@@ -62,6 +62,7 @@ def run_program(
     snapshot: BackendSnapshot,
     max_decoded_bytes: int = DEFAULT_BUDGET,
     untrusted: bool = False,
+    method: str = "auto",
 ) -> RunOutput:
     """Worker side: decode stored params, simulate on qiskit-aer with the snapshot's noise.
 
@@ -71,7 +72,7 @@ def run_program(
 
     Direct Access inputs reach the worker unvalidated (it fetches them), so the decoded-size
     budget is charged here too. Raises ProgramFailure for failures the user should see;
-    anything else is a bug.
+    anything else is a bug. `method`: `--simulation-method` for this backend.
     """
     if program_id == "sampler":
         from emulator.simulation.sampler import run_sampler as runner
@@ -85,7 +86,7 @@ def run_program(
         )
     try:
         check_decoded_size(parse_params_json(params_json), max_decoded_bytes)
-        return runner(params_json, snapshot)
+        return runner(params_json, snapshot, method)
     except InvalidParams as exc:
         # Accepted at submission but unusable now (e.g. stored by an older emulator version).
         if untrusted:

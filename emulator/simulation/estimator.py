@@ -181,11 +181,14 @@ def shape_result(result: PrimitiveResult, pubs: list[EstimatorPub]) -> Primitive
     return PrimitiveResult(pub_results, metadata={"version": 2})
 
 
-def run_estimator(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+def run_estimator(
+    params_json: str, snapshot: BackendSnapshot, method: str = "auto"
+) -> RunOutput:
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
     from emulator.simulation.aer import collected_warnings, select_noise, simulate
+    from emulator.simulation.methods import statevector_only
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -208,6 +211,7 @@ def run_estimator(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
                 f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
             )
         noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+        log.append(statevector_only("estimator", method))
         log.append(noise_text)
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:

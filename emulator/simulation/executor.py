@@ -204,7 +204,9 @@ def _prune_for_estimator(program: QuantumProgram, log: list[str]) -> None:
             log.append(f"item {index}: qubits unrelated to the observables left unsimulated")
 
 
-def run_executor(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+def run_executor(
+    params_json: str, snapshot: BackendSnapshot, method: str = "auto"
+) -> RunOutput:
     """Run a quantum program the way the client's local mode does, with the snapshot's noise."""
     from ibm_quantum_schemas.common.tensor import CompressedTensorModel
     from ibm_quantum_schemas.executor.version_2_0.models import QuantumProgramResultModel
@@ -213,6 +215,7 @@ def run_executor(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
     )
 
     from emulator.simulation.aer import collected_warnings, simulate
+    from emulator.simulation.methods import statevector_only
     from emulator.simulation.noise import active_qubits, make_simulator, noise_model_for
 
     log: list[str] = []
@@ -245,6 +248,7 @@ def run_executor(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
                 f"item {index}: {type(item).__name__}, {item.circuit.num_qubits}-qubit circuit, "
                 f"{count(len(qubits), 'qubit')} simulated, shape {item.shape}"
             )
+        log.append(statevector_only("executor", method))
         log.append(
             f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
             f"{format_qubits(active)} the circuits use"

@@ -108,9 +108,13 @@ def coerce_sampler_pub(
 
 
 def shape_result(
-    result: PrimitiveResult, pubs: list[SamplerPub], spans: SliceSpan
+    result: PrimitiveResult,
+    pubs: list[SamplerPub],
+    spans: SliceSpan,
+    simulator: dict[str, str] | None = None,
 ) -> PrimitiveResult:
-    """IBM-shaped result: pub metadata {shots, circuit_metadata}; execution spans on top."""
+    """IBM-shaped result: pub metadata {shots, circuit_metadata}; execution spans on top, and
+    the emulator's `simulator` (method, why, noise) beside them."""
     pub_results = [
         SamplerPubResult(
             pub_result.data,
@@ -121,10 +125,11 @@ def shape_result(
         )
         for pub_result, pub in zip(result, pubs, strict=True)
     ]
-    return PrimitiveResult(
-        pub_results,
-        metadata={"execution": {"execution_spans": ExecutionSpans([spans])}, "version": 2},
-    )
+    metadata: dict[str, Any] = {"execution": {"execution_spans": ExecutionSpans([spans])}}
+    if simulator is not None:
+        metadata["simulator"] = simulator
+    metadata["version"] = 2
+    return PrimitiveResult(pub_results, metadata=metadata)
 
 
 def execution_span(pubs: list[SamplerPub], start: Any, stop: Any) -> SliceSpan:
@@ -136,11 +141,20 @@ def execution_span(pubs: list[SamplerPub], start: Any, stop: Any) -> SliceSpan:
     return SliceSpan(start, stop, slices)
 
 
-def run_sampler(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
+def bound_circuits(pub: SamplerPub) -> list[QuantumCircuit]:
+    """The pub's circuit for each of its parameter sets, in C order of its shape."""
+    if not pub.circuit.num_parameters:
+        return [pub.circuit] * max(1, math.prod(pub.shape))
+    return list(pub.parameter_values.bind_all(pub.circuit).ravel())
+
+
+def run_sampler(params_json: str, snapshot: BackendSnapshot, method: str = "auto") -> RunOutput:
     """Simulate stored sampler params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
+    from emulator.domain.methods import STABILIZER
     from emulator.simulation.aer import collected_warnings, select_noise, simulate
+    from emulator.simulation.methods import choose_method
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -159,7 +173,17 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
                 f"{count(len(qubits), 'qubit')} simulated, parameter shape {pub.shape}, "
                 f"{pub.shots} shots"
             )
-        noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+        choice = choose_method(
+            method,
+            (c for pub in job.pubs for c in bound_circuits(pub)),
+            len(active),
+            job.simulator.noise_model,
+        )
+        log.append(f"method: {choice.method} ({choice.reason})")
+        if choice.method == STABILIZER:
+            noise_text = stabilizer_noise_text(job.simulator, snapshot, active)
+        else:
+            noise_model, noise_text = select_noise(job.simulator, snapshot, active)
         log.append(noise_text)
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
@@ -168,10 +192,63 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot) -> RunOutput:
         if job.simulator.unused:
             log.append(f"simulator options ignored: {', '.join(job.simulator.unused)}")
 
-        sampler = AerSamplerV2.from_backend(make_simulator(noise_model), seed=seed)
         with Stopwatch() as watch:
-            result = simulate(lambda: sampler.run(job.pubs).result())
+            if choice.method == STABILIZER:
+                ideal = job.simulator.noise_model is not None
+                result = simulate(lambda: sample_stabilizer(job.pubs, snapshot, seed, ideal))
+            else:
+                sampler = AerSamplerV2.from_backend(make_simulator(noise_model), seed=seed)
+                result = simulate(lambda: sampler.run(job.pubs).result())
         log.append(f"simulated in {watch.seconds:.3f} s")
-        shaped = shape_result(result, job.pubs, execution_span(job.pubs, watch.start, watch.stop))
+        shaped = shape_result(
+            result,
+            job.pubs,
+            execution_span(job.pubs, watch.start, watch.stop),
+            simulator=choice.metadata(noise_text.removeprefix("noise: ")),
+        )
         body = encode(shaped)
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)
+
+
+def stabilizer_noise_text(
+    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]
+) -> str:
+    from emulator.simulation.params import format_qubits
+
+    if settings.noise_model is not None:  # an ideal one: choose_method refuses any other
+        return "noise: none (options.simulator.noise_model is an ideal NoiseModel)"
+    return (
+        f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
+        f"{format_qubits(active)} the circuits use, Pauli-twirled for the stabilizer method "
+        "(each gate's error rate and the readout errors kept; coherent errors and relaxation's "
+        "bias to |0> dropped)"
+    )
+
+
+def sample_stabilizer(
+    pubs: list[SamplerPub], snapshot: BackendSnapshot, seed: int, ideal: bool
+) -> PrimitiveResult:
+    """Every pub sampled by stim (`stabilizer.py`), in the shape Aer's SamplerV2 returns."""
+    import numpy as np
+    from qiskit.primitives.containers import BitArray, DataBin
+
+    from emulator.simulation.noise import backend_target
+    from emulator.simulation.stabilizer import PauliNoise, sample, to_stim
+
+    noise = None if ideal else PauliNoise(backend_target(snapshot))
+    seeds = np.random.default_rng(seed)
+    results = []
+    for pub in pubs:
+        per_binding = [
+            sample(to_stim(circuit, noise), pub.shots, int(seeds.integers(2**63)))
+            for circuit in bound_circuits(pub)
+        ]
+        bits = np.stack(per_binding).reshape(*pub.shape, pub.shots, pub.circuit.num_clbits)
+        registers = {}
+        for register in pub.circuit.cregs:
+            columns = [pub.circuit.find_bit(bit).index for bit in register]
+            registers[register.name] = BitArray.from_bool_array(
+                bits[..., columns], order="little"
+            )
+        results.append(SamplerPubResult(DataBin(**registers, shape=pub.shape)))
+    return PrimitiveResult(results)
