@@ -126,6 +126,7 @@ def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> Wo
         max_input_bytes=settings.max_object_mb * 1024 * 1024,
         stale_after=float(settings.worker_stale_seconds),
         methods=settings.methods,
+        max_job_seconds=settings.max_job_seconds,
     )
 
 

@@ -161,6 +161,12 @@ class Settings:
         "backend, or BACKEND=METHOD for one (auto: stabilizer for Clifford circuits wider than "
         "12 qubits, else statevector; the job log says which ran and why)",
     )
+    max_job_seconds: int = _setting(
+        300,
+        "a job whose simulation is estimated (low) to take longer fails before it runs, with a "
+        "reason naming its size and what would make it run; 0: no limit (max_execution_time "
+        "still stops a running job)",
+    )
     # -- hardening: input bounds, connections, storage, control plane ----------------------
     max_decoded_mb: int = _setting(
         0,
@@ -243,7 +249,7 @@ class Settings:
         for name in ("max_request_mb", "max_connections", "max_object_mb"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be >= 1")
-        for name in ("max_decoded_mb", "worker_memory_mb"):
+        for name in ("max_decoded_mb", "worker_memory_mb", "max_job_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name}: must be >= 0 (0: the default)")
         try:

@@ -79,9 +79,11 @@ class WorkerPool:
         max_input_bytes: int = 256 * 1024 * 1024,
         stale_after: float = STALE_AFTER_S,
         methods: MethodSetting | None = None,
+        max_job_seconds: int = 0,
     ) -> None:
         self.repo = repo
         self.methods = methods or MethodSetting()
+        self.max_job_seconds = max_job_seconds
         self.usage_limits = usage_limits or UsageLimits()
         self.backends = backends
         self.max_attempts = max_attempts
@@ -386,6 +388,7 @@ class Slot(threading.Thread):
             default_seed=job.seed,
             max_decoded_bytes=self.pool.max_decoded_bytes,
             method=self.pool.methods.for_backend(backend.name),
+            max_job_seconds=self.pool.max_job_seconds,
         )
         try:
             self._conn.send(ticket)

@@ -62,8 +62,10 @@ class Ticket:
     default_seed: int | None = None
     # --max-decoded-mb: Direct Access inputs reach the worker unvalidated, so it charges them.
     max_decoded_bytes: int = 200 * 1024 * 1024
-    # --simulation-method for the job's backend: auto, or the method every job must use.
+    # --simulation-method for the job's backend (auto, or the method every job must use) and
+    # --max-job-seconds (0: none), for the estimate made before the job runs.
     method: str = "auto"
+    max_job_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,7 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
             snapshot,
             ticket.max_decoded_bytes,
             untrusted=ticket.honour_support_qiskit,  # fetched from a Direct Access URL
-            method=ticket.method,
+            policy=simulation.Policy(ticket.method, ticket.max_job_seconds),
         )
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):

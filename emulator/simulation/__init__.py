@@ -17,6 +17,7 @@ from emulator.simulation.errors import (
     ProgramFailure,
 )
 from emulator.simulation.limits import DEFAULT_BUDGET, check_decoded_size
+from emulator.simulation.methods import Policy
 from emulator.simulation.params import RunOutput, parse_params_json
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ __all__ = [
     "REASON_INTERNAL_ERROR",
     "REASON_INVALID_JOB",
     "InvalidParams",
+    "Policy",
     "ProgramFailure",
     "RunOutput",
     "run_program",
@@ -62,7 +64,7 @@ def run_program(
     snapshot: BackendSnapshot,
     max_decoded_bytes: int = DEFAULT_BUDGET,
     untrusted: bool = False,
-    method: str = "auto",
+    policy: Policy | None = None,
 ) -> RunOutput:
     """Worker side: decode stored params, simulate on qiskit-aer with the snapshot's noise.
 
@@ -72,7 +74,7 @@ def run_program(
 
     Direct Access inputs reach the worker unvalidated (it fetches them), so the decoded-size
     budget is charged here too. Raises ProgramFailure for failures the user should see;
-    anything else is a bug. `method`: `--simulation-method` for this backend.
+    anything else is a bug. `policy`: the server's method and time settings for the job.
     """
     if program_id == "sampler":
         from emulator.simulation.sampler import run_sampler as runner
@@ -86,7 +88,7 @@ def run_program(
         )
     try:
         check_decoded_size(parse_params_json(params_json), max_decoded_bytes)
-        return runner(params_json, snapshot, method)
+        return runner(params_json, snapshot, policy or Policy())
     except InvalidParams as exc:
         # Accepted at submission but unusable now (e.g. stored by an older emulator version).
         if untrusted:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from qiskit.circuit import QuantumCircuit
 
     from emulator.domain.snapshots import BackendSnapshot
+    from emulator.simulation.methods import Policy
 
 _USED_OPTIONS = {"default_precision", "seed_estimator", "simulator", "resilience_level"}
 _PAULI_TERMS = frozenset(
@@ -182,13 +183,13 @@ def shape_result(result: PrimitiveResult, pubs: list[EstimatorPub]) -> Primitive
 
 
 def run_estimator(
-    params_json: str, snapshot: BackendSnapshot, method: str = "auto"
+    params_json: str, snapshot: BackendSnapshot, policy: Policy | None = None
 ) -> RunOutput:
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
     from emulator.simulation.aer import collected_warnings, select_noise, simulate
-    from emulator.simulation.methods import statevector_only
+    from emulator.simulation.methods import Policy, statevector_only
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -211,7 +212,7 @@ def run_estimator(
                 f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
             )
         noise_model, noise_text = select_noise(job.simulator, snapshot, active)
-        log.append(statevector_only("estimator", method))
+        log.append(statevector_only("estimator", (policy or Policy()).method))
         log.append(noise_text)
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
     from emulator.domain.snapshots import BackendSnapshot
+    from emulator.simulation.methods import Policy
 
 SCHEMA_VERSION = "v2.0"
 """The params/result schema of the installed client; results are always built in this one."""
@@ -205,7 +206,7 @@ def _prune_for_estimator(program: QuantumProgram, log: list[str]) -> None:
 
 
 def run_executor(
-    params_json: str, snapshot: BackendSnapshot, method: str = "auto"
+    params_json: str, snapshot: BackendSnapshot, policy: Policy | None = None
 ) -> RunOutput:
     """Run a quantum program the way the client's local mode does, with the snapshot's noise."""
     from ibm_quantum_schemas.common.tensor import CompressedTensorModel
@@ -215,7 +216,7 @@ def run_executor(
     )
 
     from emulator.simulation.aer import collected_warnings, simulate
-    from emulator.simulation.methods import statevector_only
+    from emulator.simulation.methods import Policy, statevector_only
     from emulator.simulation.noise import active_qubits, make_simulator, noise_model_for
 
     log: list[str] = []
@@ -248,7 +249,7 @@ def run_executor(
                 f"item {index}: {type(item).__name__}, {item.circuit.num_qubits}-qubit circuit, "
                 f"{count(len(qubits), 'qubit')} simulated, shape {item.shape}"
             )
-        log.append(statevector_only("executor", method))
+        log.append(statevector_only("executor", (policy or Policy()).method))
         log.append(
             f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
             f"{format_qubits(active)} the circuits use"

@@ -182,6 +182,12 @@ def limit_simulator_memory(mb: int) -> None:
     _max_memory_mb = mb
 
 
+def fits_in_memory(qubits: int) -> bool:
+    """Whether a statevector of `qubits` fits the worker memory limit (16 bytes an amplitude;
+    without a limit, the machine's memory decides: assume it fits)."""
+    return not _max_memory_mb or (16 << qubits) <= (_max_memory_mb << 20)
+
+
 def make_simulator(noise_model: NoiseModel | None) -> AerSimulator:
     """An AerSimulator limited to one thread (the worker pool runs one process per core) and
     to the worker memory limit (Aer then refuses a too-large state before allocating it)."""

@@ -34,6 +34,7 @@ from emulator.simulation.params import (
 
 if TYPE_CHECKING:
     from emulator.domain.snapshots import BackendSnapshot
+    from emulator.simulation.methods import Policy
 
 _USED_OPTIONS = {"default_shots", "simulator"}
 
@@ -148,13 +149,15 @@ def bound_circuits(pub: SamplerPub) -> list[QuantumCircuit]:
     return list(pub.parameter_values.bind_all(pub.circuit).ravel())
 
 
-def run_sampler(params_json: str, snapshot: BackendSnapshot, method: str = "auto") -> RunOutput:
+def run_sampler(
+    params_json: str, snapshot: BackendSnapshot, policy: Policy | None = None
+) -> RunOutput:
     """Simulate stored sampler params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
     from emulator.domain.methods import STABILIZER
     from emulator.simulation.aer import collected_warnings, select_noise, simulate
-    from emulator.simulation.methods import choose_method
+    from emulator.simulation.methods import Policy, choose_method, refuse_beyond
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -173,8 +176,9 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot, method: str = "auto
                 f"{count(len(qubits), 'qubit')} simulated, parameter shape {pub.shape}, "
                 f"{pub.shots} shots"
             )
+        policy = policy or Policy()
         choice = choose_method(
-            method,
+            policy.method,
             (c for pub in job.pubs for c in bound_circuits(pub)),
             len(active),
             job.simulator.noise_model,
@@ -184,6 +188,8 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot, method: str = "auto
             noise_text = stabilizer_noise_text(job.simulator, snapshot, active)
         else:
             noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+            estimate, what = statevector_cost(job.pubs, not noise_model.is_ideal())
+            refuse_beyond(policy.max_job_seconds, estimate, what)
         log.append(noise_text)
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
@@ -208,6 +214,29 @@ def run_sampler(params_json: str, snapshot: BackendSnapshot, method: str = "auto
         )
         body = encode(shaped)
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)
+
+
+def statevector_cost(pubs: list[SamplerPub], noisy: bool) -> tuple[float, str]:
+    """A low estimate of the pubs' statevector seconds, and the figures it came from."""
+    from emulator.simulation.methods import statevector_seconds
+    from emulator.simulation.noise import active_qubits, fits_in_memory
+
+    total, widest = 0.0, (0, 0, 0)
+    for pub in pubs:
+        qubits = len(active_qubits(pub.circuit))
+        if not fits_in_memory(qubits):
+            # Aer refuses such a state at once, naming the memory limit: a better reason.
+            return 0.0, f"statevector of {qubits} qubits"
+        operations = sum(
+            1 for i in pub.circuit.data if i.operation.name not in ("barrier", "measure")
+        )
+        shots = pub.shots * max(1, math.prod(pub.shape))
+        total += statevector_seconds(operations, qubits, shots, noisy)
+        widest = max(widest, (qubits, operations, shots))
+    qubits, operations, shots = widest
+    how = "with device noise, each shot its own trajectory" if noisy else "noiseless"
+    what = f"statevector of {qubits} qubits, {operations} operations, {shots} shots {how}"
+    return total, what
 
 
 def stabilizer_noise_text(
@@ -247,8 +276,6 @@ def sample_stabilizer(
         registers = {}
         for register in pub.circuit.cregs:
             columns = [pub.circuit.find_bit(bit).index for bit in register]
-            registers[register.name] = BitArray.from_bool_array(
-                bits[..., columns], order="little"
-            )
+            registers[register.name] = BitArray.from_bool_array(bits[..., columns], order="little")
         results.append(SamplerPubResult(DataBin(**registers, shape=pub.shape)))
     return PrimitiveResult(results)

@@ -40,3 +40,22 @@ def test_a_127_qubit_noisy_ghz_runs_on_the_stabilizer(client_env: dict[str, str]
     assert result.metadata["simulator"]["method"] == "stabilizer"
     assert "Pauli-twirled" in result.metadata["simulator"]["noise"]
     assert "method: stabilizer (auto: Clifford circuits on 127 qubits)" in job.logs()
+
+
+def test_a_wide_dense_non_clifford_job_is_refused_before_it_runs(
+    client_env: dict[str, str],
+) -> None:
+    from qiskit_ibm_runtime import RuntimeJobFailureError
+
+    backend = QiskitRuntimeService().backend("ibm_brisbane")
+    qc = QuantumCircuit(32)
+    for q in range(32):
+        qc.ry(0.2 + 0.05 * q, q)
+    for q in range(31):
+        qc.cx(q, q + 1)
+    qc.measure_all()
+    job = SamplerV2(mode=backend).run([isa(backend, qc)])
+    with pytest.raises(RuntimeJobFailureError) as failed:
+        job.result()  # refused at once: no long timeout needed
+    message = str(failed.value)
+    assert "statevector of 32 qubits" in message and "--max-job-seconds" in message

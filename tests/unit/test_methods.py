@@ -20,8 +20,8 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from emulator.config import Settings, SettingsError
 from emulator.domain.methods import MethodSetting
 from emulator.domain.snapshots import load_snapshot
-from emulator.simulation import ProgramFailure, run_program
-from emulator.simulation.methods import choose_method
+from emulator.simulation import Policy, ProgramFailure, run_program
+from emulator.simulation.methods import choose_method, refuse_beyond, statevector_seconds
 from emulator.simulation.noise import active_qubits, backend_target, noise_model_for
 from emulator.simulation.stabilizer import PauliNoise, clifford_reason, sample, to_stim
 
@@ -265,3 +265,50 @@ def test_parameterized_clifford_pubs_are_bound_per_parameter_set() -> None:
     meas = result[0].data.meas
     assert meas.shape == (2,)
     assert set(meas[0].get_counts()) == {"0" * 14} and set(meas[1].get_counts()) == {"1" * 14}
+
+
+# -- refusing what cannot finish ---------------------------------------------------------------
+
+
+def dense(width: int, layers: int = 2) -> QuantumCircuit:
+    qc = QuantumCircuit(width)
+    for layer in range(layers):
+        for q in range(width):
+            qc.ry(0.3 + 0.1 * q + layer, q)
+        for q in range(width - 1):
+            qc.cx(q, q + 1)
+    qc.measure_all()
+    return qc
+
+
+def test_a_wide_noisy_non_clifford_job_is_refused_naming_its_size_and_the_way_out() -> None:
+    params = {"pubs": [[on_brisbane(dense(30))]], "version": 2}
+    with pytest.raises(ProgramFailure) as refused:
+        run_program(
+            "sampler",
+            json.dumps(params, cls=RuntimeEncoder),
+            BRISBANE,
+            policy=Policy(max_job_seconds=300),
+        )
+    reason = refused.value.args[0]
+    assert "statevector of 30 qubits" in reason and "4096 shots" in reason
+    assert "--max-job-seconds 300" in reason
+    assert "Clifford" in refused.value.solution and "fewer qubits" in refused.value.solution
+
+
+def test_the_estimate_lets_the_long_running_test_circuit_run() -> None:
+    """The integration tests' long-running job (cancel, time limit) must start, not be
+    refused: its low estimate stays under the default limit."""
+    from tests.circuits import long_running_circuit
+
+    circuit = on_brisbane(long_running_circuit())
+    operations = sum(1 for i in circuit.data if i.operation.name not in ("barrier", "measure"))
+    estimate = statevector_seconds(operations, len(active_qubits(circuit)), 1000, noisy=True)
+    assert 0 < estimate < Settings().max_job_seconds
+
+
+def test_no_limit_refuses_nothing() -> None:
+    refuse_beyond(0, 1e12, "anything")
+    refuse_beyond(300, 299.0, "just under")
+    with pytest.raises(ProgramFailure, match="at least 1.3e\\+03 years"):
+        refuse_beyond(300, 4e10, "far beyond")
