@@ -167,8 +167,11 @@ def observable_support(observables: ObservablesArray) -> set[int]:
     return support
 
 
-def shape_result(result: PrimitiveResult, pubs: list[EstimatorPub]) -> PrimitiveResult:
-    """IBM-shaped result: evs/stds with {target_precision, circuit_metadata} per pub."""
+def shape_result(
+    result: PrimitiveResult, pubs: list[EstimatorPub], simulator: dict[str, str] | None = None
+) -> PrimitiveResult:
+    """IBM-shaped result: evs/stds with {target_precision, circuit_metadata} per pub; the
+    emulator's `simulator` (method, why, noise) beside the version."""
     pub_results = [
         PubResult(
             pub_result.data,
@@ -179,7 +182,63 @@ def shape_result(result: PrimitiveResult, pubs: list[EstimatorPub]) -> Primitive
         )
         for pub_result, pub in zip(result, pubs, strict=True)
     ]
-    return PrimitiveResult(pub_results, metadata={"version": 2})
+    metadata: dict[str, Any] = {"simulator": simulator} if simulator is not None else {}
+    metadata["version"] = 2
+    return PrimitiveResult(pub_results, metadata=metadata)
+
+
+def bound_circuits(pub: EstimatorPub) -> list[QuantumCircuit]:
+    """The pub's circuit for each of its parameter sets, in C order of their shape."""
+    if not pub.circuit.num_parameters:
+        return [pub.circuit]
+    return list(pub.parameter_values.bind_all(pub.circuit).ravel())
+
+
+def estimate_stabilizer(
+    pubs: list[EstimatorPub], snapshot: BackendSnapshot, seed: int, ideal: bool
+) -> PrimitiveResult:
+    """Every pub's expectation values from stim samples (`stabilizer.py`): 1/precision² shots
+    per Pauli term, stds the standard error of those samples."""
+    import math
+
+    from qiskit.primitives.containers import DataBin
+
+    from emulator.simulation.noise import backend_target
+    from emulator.simulation.stabilizer import PauliNoise, pauli_expectation, to_stim
+
+    noise = None if ideal else PauliNoise(backend_target(snapshot))
+    seeds = np.random.default_rng(seed)
+    results = []
+    for pub in pubs:
+        shots = max(1, math.ceil(1 / float(pub.precision) ** 2))
+        programs = [to_stim(c, noise) for c in bound_circuits(pub)]
+        parameter_shape = pub.parameter_values.shape
+        which_program = np.broadcast_to(
+            np.arange(len(programs)).reshape(parameter_shape), pub.shape
+        )
+        observables = pub.observables.sparse_observables_array()
+        which_observable = np.broadcast_to(
+            np.arange(observables.size).reshape(observables.shape), pub.shape
+        )
+        flat = observables.ravel()
+        evs, stds = np.zeros(pub.shape), np.zeros(pub.shape)
+        for index in np.ndindex(pub.shape):
+            program = programs[int(which_program[index])]
+            value, variance = 0.0, 0.0
+            for term in flat[int(which_observable[index])]:
+                pauli = tuple(
+                    (int(q), int(b)) for q, b in zip(term.indices, term.bit_terms, strict=True)
+                )
+                coeff = float(np.real(term.coeff))
+                expectation = pauli_expectation(
+                    program, pauli, shots, int(seeds.integers(2**63))
+                )
+                value += coeff * expectation
+                if pauli:
+                    variance += coeff**2 * (1 - expectation**2) / shots
+            evs[index], stds[index] = value, math.sqrt(variance)
+        results.append(PubResult(DataBin(evs=evs, stds=stds, shape=pub.shape)))
+    return PrimitiveResult(results)
 
 
 def run_estimator(
@@ -188,9 +247,11 @@ def run_estimator(
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
+    from emulator.domain.methods import STABILIZER
     from emulator.simulation.aer import collected_warnings, select_noise, simulate
-    from emulator.simulation.methods import Policy, statevector_only
+    from emulator.simulation.methods import Policy, choose_method
     from emulator.simulation.noise import active_qubits, make_simulator
+    from emulator.simulation.sampler import stabilizer_noise_text
 
     log: list[str] = []
     with collected_warnings(log):
@@ -211,8 +272,18 @@ def run_estimator(
                 f"{count(pub.observables.size, 'observable')}, parameter shape "
                 f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
             )
-        noise_model, noise_text = select_noise(job.simulator, snapshot, active)
-        log.append(statevector_only("estimator", (policy or Policy()).method))
+        policy = policy or Policy()
+        choice = choose_method(
+            policy.method,
+            (c for pub in job.pubs for c in bound_circuits(pub)),
+            len(active),
+            job.simulator.noise_model,
+        )
+        log.append(f"method: {choice.method} ({choice.reason})")
+        if choice.method == STABILIZER:
+            noise_text = stabilizer_noise_text(job.simulator, snapshot, active)
+        else:
+            noise_model, noise_text = select_noise(job.simulator, snapshot, active)
         log.append(noise_text)
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:
@@ -224,12 +295,20 @@ def run_estimator(
         if job.simulator.unused:
             log.append(f"simulator options ignored: {', '.join(job.simulator.unused)}")
 
-        # Aer adds N(0, precision) to each expectation value from this seed, and stds = precision.
-        estimator = AerEstimatorV2.from_backend(
-            make_simulator(noise_model), options={"run_options": {"seed_simulator": seed}}
-        )
         with Stopwatch() as watch:
-            result = simulate(lambda: estimator.run(job.pubs).result())
+            if choice.method == STABILIZER:
+                ideal = job.simulator.noise_model is not None
+                result = simulate(lambda: estimate_stabilizer(job.pubs, snapshot, seed, ideal))
+            else:
+                # Aer adds N(0, precision) to each expectation value from this seed, and
+                # stds = precision.
+                estimator = AerEstimatorV2.from_backend(
+                    make_simulator(noise_model),
+                    options={"run_options": {"seed_simulator": seed}},
+                )
+                result = simulate(lambda: estimator.run(job.pubs).result())
         log.append(f"simulated in {watch.seconds:.3f} s")
-        body = encode(shape_result(result, job.pubs))
+        body = encode(
+            shape_result(result, job.pubs, choice.metadata(noise_text.removeprefix("noise: ")))
+        )
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)

@@ -281,3 +281,25 @@ def sample(program: StimProgram, shots: int, seed: int) -> np.ndarray:
     for position, clbit in enumerate(program.record):
         bits[:, clbit] = measured[:, position]
     return bits
+
+
+_PAULI_TARGETS = {1: stim.target_z, 2: stim.target_x, 3: stim.target_y}  # SparseObservable bits
+
+
+def pauli_expectation(
+    program: StimProgram, term: tuple[tuple[int, int], ...], shots: int, seed: int
+) -> float:
+    """⟨P⟩ after the program, from `shots` samples of one MPP measurement of the Pauli product
+    `term` ((qubit, SparseObservable bit term) pairs). Like Aer's estimator, with the gate
+    noise and without readout error."""
+    if not term:
+        return 1.0
+    measured = program.circuit.copy()
+    targets: list[object] = []
+    for qubit, bit in term:
+        if targets:
+            targets.append(stim.target_combiner())
+        targets.append(_PAULI_TARGETS[bit](qubit))
+    measured.append("MPP", targets)
+    flips = measured.compile_sampler(seed=seed).sample(shots)[:, -1]
+    return 1.0 - 2.0 * float(np.mean(flips))

@@ -48,14 +48,40 @@ def test_a_wide_dense_non_clifford_job_is_refused_before_it_runs(
     from qiskit_ibm_runtime import RuntimeJobFailureError
 
     backend = QiskitRuntimeService().backend("ibm_brisbane")
-    qc = QuantumCircuit(32)
-    for q in range(32):
+    # 26 qubits: 1 GiB of statevector fits a worker, but 4,096 noisy trajectories do not fit
+    # in any reasonable time (a wider state would be refused for memory instead).
+    qc = QuantumCircuit(26)
+    for q in range(26):
         qc.ry(0.2 + 0.05 * q, q)
-    for q in range(31):
+    for q in range(25):
         qc.cx(q, q + 1)
     qc.measure_all()
     job = SamplerV2(mode=backend).run([isa(backend, qc)])
     with pytest.raises(RuntimeJobFailureError) as failed:
         job.result()  # refused at once: no long timeout needed
     message = str(failed.value)
-    assert "statevector of 32 qubits" in message and "--max-job-seconds" in message
+    assert "statevector of 26 qubits" in message and "--max-job-seconds" in message
+
+
+def test_a_127_qubit_clifford_estimator_with_ten_pauli_observables(
+    client_env: dict[str, str],
+) -> None:
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit_ibm_runtime import EstimatorV2
+
+    backend = QiskitRuntimeService().backend("ibm_brisbane")
+    qc = QuantumCircuit(127)
+    qc.h(0)
+    for q in range(126):
+        qc.cx(q, q + 1)
+    circuit = isa(backend, qc)
+    # Neighbouring ZZ pairs along the chain, then the two ends.
+    labels = ["I" * (125 - k) + "ZZ" + "I" * k for k in range(9)] + ["Z" + "I" * 125 + "Z"]
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    estimator = EstimatorV2(mode=backend)
+    estimator.options.seed_estimator = 3
+    job = estimator.run([(circuit, observables)])
+    evs = job.result()[0].data.evs
+    assert len(evs) == 10 and all(0.85 < value <= 1.0 for value in evs[:9])
+    assert evs[9] < 0.5  # the chain's ends: their correlation does not survive ~200 ECRs
+    assert "method: stabilizer" in job.logs()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter
-from qiskit.quantum_info import Statevector, average_gate_fidelity, random_clifford
+from qiskit.quantum_info import SparsePauliOp, Statevector, average_gate_fidelity, random_clifford
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, depolarizing_error
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
@@ -312,3 +312,31 @@ def test_no_limit_refuses_nothing() -> None:
     refuse_beyond(300, 299.0, "just under")
     with pytest.raises(ProgramFailure, match="at least 1.3e\\+03 years"):
         refuse_beyond(300, 4e10, "far beyond")
+
+
+# -- the estimator on the stabilizer path ------------------------------------------------------
+
+
+def test_a_127_qubit_clifford_estimator_gives_the_ghz_correlations() -> None:
+    qc = QuantumCircuit(127)
+    qc.h(0)
+    for q in range(126):
+        qc.cx(q, q + 1)
+    circuit = on_brisbane(qc)
+    labels = ["Z" + "I" * 125 + "Z", "X" * 127, "I" * 126 + "Z", "I" * 125 + "ZZ"]
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+
+    def run(**simulator: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        params = {"pubs": [[circuit, observables]], "version": 2}
+        params["options"] = {"simulator": {"seed_simulator": 5, **simulator}}
+        out = run_program("estimator", json.dumps(params, cls=RuntimeEncoder), BRISBANE)
+        data = json.loads(out.result, cls=RuntimeDecoder)[0].data
+        return np.asarray(data.evs), np.asarray(data.stds), out.log
+
+    evs, stds, log = run(noise_model=NoiseModel())
+    assert "method: stabilizer (auto: Clifford circuits on 127 qubits)" in log
+    assert evs[0] == evs[1] == evs[3] == 1.0 and stds[0] == 0.0  # GHZ stabilizers, exactly
+    assert abs(evs[2]) < 0.08  # ⟨Z⟩ of one qubit: 0, within 1/precision² = 4096 shots
+    noisy, _, _ = run()
+    # Device noise: neighbours stay correlated, the chain's ends lose it (~200 noisy ECRs).
+    assert noisy[3] > 0.9 and noisy[0] < noisy[3] - 0.3
