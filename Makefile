@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/latency.py
+	$(PY) bench/scale_circuits.py
 	$(PY) bench/direct_access.py
 	$(PY) bench/noise_models.py
 	$(PY) bench/throughput.py

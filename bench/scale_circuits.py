@@ -1,0 +1,119 @@
+"""Wall time of utility-scale jobs through the unmodified client on `ibm_brisbane`; prints.
+
+    python bench/scale_circuits.py              # starts its own emulator (1 worker)
+    python bench/scale_circuits.py --url URL    # measures a running emulator
+
+Rows: noisy GHZ Sampler jobs on 24, 50 and 127 qubits (Clifford: the stabilizer path), a
+127-qubit Clifford Estimator with 10 Pauli observables, and how long a clearly impossible job
+(26 dense non-Clifford qubits, 4,096 noisy shots) takes to be refused. Each row is submit →
+result decoded (or the failure raised), as a user sees it; the method the job log names is
+printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import EmulatorServer, emulator_env  # noqa: E402
+
+
+def ghz(width: int, measure: bool = True):  # noqa: ANN201
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(width)
+    qc.h(0)
+    for q in range(width - 1):
+        qc.cx(q, q + 1)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
+def dense(width: int):  # noqa: ANN201
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(width)
+    for q in range(width):
+        qc.ry(0.2 + 0.05 * q, q)
+    for q in range(width - 1):
+        qc.cx(q, q + 1)
+    qc.measure_all()
+    return qc
+
+
+def method_of(job) -> str:  # noqa: ANN001
+    for line in job.logs().splitlines():
+        if "method:" in line:
+            return line.split("method:", 1)[1].strip()
+    return "?"
+
+
+def measure(url: str, shots: int) -> None:
+    os.environ.update(emulator_env(url))
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2
+
+    backend = QiskitRuntimeService().backend("ibm_brisbane")
+    pm = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=1)
+
+    def row(name: str, submit) -> None:  # noqa: ANN001
+        start = time.perf_counter()
+        job = submit()
+        try:
+            job.result()
+            outcome = "done"
+        except Exception as exc:  # noqa: BLE001 - a refusal is a row too
+            outcome = f"failed: {str(exc)[:90]}…"
+        seconds = time.perf_counter() - start
+        print(f"{name:44} {seconds:7.2f} s  {outcome}  [{method_of(job)[:60]}]", flush=True)
+
+    for width in (24, 50, 127):
+        circuit = pm.run(ghz(width))
+        row(
+            f"noisy GHZ-{width} sampler, {shots} shots",
+            lambda c=circuit: SamplerV2(mode=backend).run([c], shots=shots),
+        )
+    circuit = pm.run(ghz(127, measure=False))
+    labels = ["I" * (125 - k) + "ZZ" + "I" * k for k in range(9)] + ["Z" + "I" * 125 + "Z"]
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    row(
+        "127-qubit Clifford estimator, 10 observables",
+        lambda: EstimatorV2(mode=backend).run([(circuit, observables)]),
+    )
+    impossible = pm.run(dense(26))
+    row(
+        "26 dense non-Clifford qubits (refused)",
+        lambda: SamplerV2(mode=backend).run([impossible], shots=4096),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="measure this running emulator instead of starting one")
+    parser.add_argument("--shots", type=int, default=4096)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    if args.url:
+        measure(args.url, args.shots)
+        return
+    with tempfile.TemporaryDirectory() as data:
+        server = EmulatorServer(Path(data), workers=1).start()
+        try:
+            server.wait_workers_ready()
+            print(f"emulator with 1 worker at {server.url}; {os.cpu_count()} cores")
+            measure(server.url, args.shots)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
