@@ -127,6 +127,7 @@ def _pool(settings: Settings, repo: Repository, backends: BackendRegistry) -> Wo
         stale_after=float(settings.worker_stale_seconds),
         methods=settings.methods,
         max_job_seconds=settings.max_job_seconds,
+        device=settings.device,
     )
 
 

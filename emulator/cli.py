@@ -139,9 +139,18 @@ def env_lines(base_url: str, api_key: str, instance_crn: str) -> list[str]:
 def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
     cli = {n: getattr(args, n, None) for n in names}
     try:
-        return Settings.from_sources(cli)
+        settings = Settings.from_sources(cli)
     except SettingsError as exc:
         sys.exit(f"error: {exc}")
+    if settings.device == "GPU" and settings.workers:
+        from emulator.simulation.noise import gpu_available
+
+        if not gpu_available():
+            sys.exit(
+                "error: device: GPU, but qiskit-aer sees no GPU here (install qiskit-aer-gpu "
+                "on a machine with a CUDA GPU, or use --device CPU)"
+            )
+    return settings
 
 
 def qrmi_lines(

@@ -161,6 +161,11 @@ class Settings:
         "backend, or BACKEND=METHOD for one (auto: stabilizer for Clifford circuits wider than "
         "12 qubits, else statevector; the job log says which ran and why)",
     )
+    device: str = _setting(
+        "CPU",
+        "where Aer's statevector jobs run: CPU, or GPU (needs qiskit-aer-gpu and a GPU Aer can "
+        "see; checked at start)",
+    )
     max_job_seconds: int = _setting(
         300,
         "a job whose simulation is estimated (low) to take longer fails before it runs, with a "
@@ -222,6 +227,8 @@ class Settings:
         if not self.backends:
             raise SettingsError("backends: at least one backend is required")
         parse_instances(list(self.instances))
+        if self.device not in ("CPU", "GPU"):
+            raise SettingsError("device: must be 'CPU' or 'GPU'")
         if self.http_parser not in ("httptools", "h11"):
             raise SettingsError("http_parser: must be 'httptools' or 'h11'")
         if self.worker_stale_seconds < 2:

@@ -80,8 +80,10 @@ class WorkerPool:
         stale_after: float = STALE_AFTER_S,
         methods: MethodSetting | None = None,
         max_job_seconds: int = 0,
+        device: str = "CPU",
     ) -> None:
         self.repo = repo
+        self.device = device
         self.methods = methods or MethodSetting()
         self.max_job_seconds = max_job_seconds
         self.usage_limits = usage_limits or UsageLimits()
@@ -204,7 +206,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=child_main,
-            args=(child, self.backends.specs(), self.memory_mb, os.getpid()),
+            args=(child, self.backends.specs(), self.memory_mb, os.getpid(), self.device),
             name="emulator-worker",
             daemon=True,
         )

@@ -192,9 +192,10 @@ def child_main(
     warm: list[tuple[str, str]],
     memory_mb: int = 0,
     server_pid: int | None = None,
+    device: str = "CPU",
 ) -> None:
     """Entry point of a worker process; `memory_mb` is the memory a job may use (0: no limit),
-    `server_pid` the process whose death ends this one."""
+    `server_pid` the process whose death ends this one, `device` where statevectors run."""
     _die_with_parent(server_pid)
     # The server handles Ctrl-C and SIGTERM and shuts children down itself: a signal sent to
     # the whole process group must not look like a crashed simulation.
@@ -211,7 +212,9 @@ def child_main(
 
     from emulator import simulation
     from emulator.domain.snapshots import load_snapshot
-    from emulator.simulation.noise import limit_simulator_memory
+    from emulator.simulation.noise import limit_simulator_memory, use_device
+
+    use_device(device)
 
     warm_up = getattr(simulation, "warm_up", None)
     for name, source in warm if warm_up else []:

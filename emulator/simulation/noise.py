@@ -182,6 +182,24 @@ def limit_simulator_memory(mb: int) -> None:
     _max_memory_mb = mb
 
 
+# Where statevector simulations run (set once per worker process from --device).
+_device = "CPU"
+
+
+def use_device(device: str) -> None:
+    """Run this process's statevector simulations on `device` ("CPU" or "GPU")."""
+    global _device
+    _device = device
+
+
+def gpu_available() -> bool:
+    """Whether Aer here can simulate on a GPU (qiskit-aer-gpu installed, a GPU visible)."""
+    try:
+        return "GPU" in AerSimulator().available_devices()
+    except Exception:  # noqa: BLE001 - a broken GPU build: no GPU
+        return False
+
+
 def fits_in_memory(qubits: int) -> bool:
     """Whether a statevector of `qubits` fits the worker memory limit (16 bytes an amplitude;
     without a limit, the machine's memory decides: assume it fits)."""
@@ -191,5 +209,7 @@ def fits_in_memory(qubits: int) -> bool:
 def make_simulator(noise_model: NoiseModel | None) -> AerSimulator:
     """An AerSimulator limited to one thread (the worker pool runs one process per core) and
     to the worker memory limit (Aer then refuses a too-large state before allocating it)."""
-    memory = {"max_memory_mb": _max_memory_mb} if _max_memory_mb else {}
-    return AerSimulator(noise_model=noise_model, max_parallel_threads=1, **memory)
+    options: dict[str, object] = {"max_memory_mb": _max_memory_mb} if _max_memory_mb else {}
+    if _device != "CPU":
+        options["device"] = _device
+    return AerSimulator(noise_model=noise_model, max_parallel_threads=1, **options)

@@ -139,3 +139,15 @@ def test_banner_of_a_server_on_every_interface_points_clients_at_loopback(tmp_pa
     assert f"listening on http://0.0.0.0:{port}" in server.log()
     assert f'env --url http://127.0.0.1:{port})"' in server.log()
     assert f"dashboard: http://127.0.0.1:{port}/_emulator/" in server.log()
+
+
+def test_device_gpu_without_a_gpu_refuses_to_start_saying_why() -> None:
+    from emulator.simulation.noise import gpu_available
+
+    if gpu_available():
+        pytest.skip("this machine has a GPU Aer can use")
+    out = run_cli("serve", "--device", "GPU", "--port", "1")
+    assert out.returncode != 0
+    assert "qiskit-aer-gpu" in out.stderr and "--device CPU" in out.stderr
+    bad = run_cli("serve", "--device", "TPU")
+    assert bad.returncode != 0 and "device: must be 'CPU' or 'GPU'" in bad.stderr

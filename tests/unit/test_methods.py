@@ -340,3 +340,14 @@ def test_a_127_qubit_clifford_estimator_gives_the_ghz_correlations() -> None:
     noisy, _, _ = run()
     # Device noise: neighbours stay correlated, the chain's ends lose it (~200 noisy ECRs).
     assert noisy[3] > 0.9 and noisy[0] < noisy[3] - 0.3
+
+
+def test_the_device_setting_reaches_aers_statevector() -> None:
+    from emulator.simulation.noise import make_simulator, use_device
+
+    assert make_simulator(None).options.device == "CPU"
+    use_device("GPU")
+    try:
+        assert make_simulator(None).options.device == "GPU"
+    finally:
+        use_device("CPU")
