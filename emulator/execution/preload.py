@@ -31,8 +31,7 @@ def warm() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from emulator import simulation
-        from emulator.domain.snapshots import load_snapshot
-        from emulator.execution import worker  # noqa: F401 - the forked child's own code
+        from emulator.execution.worker import snapshot_of  # the forked child's own code
 
         try:
             specs = json.loads(os.environ.get(PRELOAD_BACKENDS, "[]"))
@@ -40,7 +39,7 @@ def warm() -> None:
             specs = []
         for name, source in specs:
             try:
-                simulation.warm_up(load_snapshot(name, source))
+                simulation.warm_up(snapshot_of(name, source))
             except Exception:  # noqa: BLE001 - warming is an optimisation; the worker retries
                 pass
     # What was built here is never freed: keep it out of every child's collections.

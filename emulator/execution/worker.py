@@ -15,6 +15,7 @@ is resident.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -29,8 +30,12 @@ import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator.domain.outcomes import EXECUTION_FAILED
+
+if TYPE_CHECKING:
+    from emulator.domain.snapshots import BackendSnapshot
 
 PR_SET_PDEATHSIG = 1
 # Address space allowed while importing, before the footprint is known (imports need ~1.6 GiB).
@@ -91,6 +96,15 @@ class Failed:
     reason_code: int
     solution: str
     detail: str
+
+
+@functools.lru_cache(maxsize=64)
+def snapshot_of(name: str, source: str) -> BackendSnapshot:
+    """A backend's snapshot, loaded once per process: loading copies its documents (~30 ms for
+    a 127-qubit device), which was half of a small job's time in the worker. Read-only."""
+    from emulator.domain.snapshots import load_snapshot
+
+    return load_snapshot(name, source)
 
 
 def _die_with_parent(server_pid: int | None = None) -> None:
@@ -211,7 +225,6 @@ def child_main(
         limit_address_space(memory_mb + STARTUP_ALLOWANCE_MB)
 
     from emulator import simulation
-    from emulator.domain.snapshots import load_snapshot
     from emulator.simulation.noise import limit_simulator_memory, use_device
 
     use_device(device)
@@ -219,7 +232,7 @@ def child_main(
     warm_up = getattr(simulation, "warm_up", None)
     for name, source in warm if warm_up else []:
         try:
-            warm_up(load_snapshot(name, source))
+            warm_up(snapshot_of(name, source))
         except Exception:  # noqa: BLE001 - warming is an optimisation only
             pass
     footprint = address_space_mb()
@@ -282,10 +295,8 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
     A simulation that runs out of memory is deterministic: retrying cannot help, so it is a
     Failed answer (naming the limit), never a crash."""
     from emulator import simulation
-    from emulator.domain.snapshots import load_snapshot
-
     try:
-        snapshot = load_snapshot(ticket.backend, ticket.source)
+        snapshot = snapshot_of(ticket.backend, ticket.source)
         params = ticket.params
         if ticket.default_seed is not None:
             params = _with_default_seed(ticket.program_id, params, ticket.default_seed)
