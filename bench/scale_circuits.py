@@ -22,19 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.circuits import ghz  # noqa: E402
 from tests.support import EmulatorServer, emulator_env  # noqa: E402
-
-
-def ghz(width: int, measure: bool = True):  # noqa: ANN201
-    from qiskit import QuantumCircuit
-
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for q in range(width - 1):
-        qc.cx(q, q + 1)
-    if measure:
-        qc.measure_all()
-    return qc
 
 
 def dense(width: int):  # noqa: ANN201

@@ -18,6 +18,17 @@ def bell(measure: bool = True) -> QuantumCircuit:
     return qc
 
 
+def ghz(width: int, measure: bool = True) -> QuantumCircuit:
+    """A GHZ state by a CX chain (Clifford: the stabilizer path at any width)."""
+    qc = QuantumCircuit(width)
+    qc.h(0)
+    for q in range(width - 1):
+        qc.cx(q, q + 1)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
 def isa(backend: object, circuit: QuantumCircuit) -> QuantumCircuit:
     """`circuit` transpiled for `backend` as users do, with a fixed transpiler seed."""
     from qiskit.transpiler import generate_preset_pass_manager

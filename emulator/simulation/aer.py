@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -14,9 +14,11 @@ from emulator.simulation.noise import noise_model_for
 from emulator.simulation.params import describe_error, format_qubits
 
 if TYPE_CHECKING:
+    from qiskit.circuit import QuantumCircuit
     from qiskit_aer.noise import NoiseModel
 
     from emulator.domain.snapshots import BackendSnapshot
+    from emulator.simulation.methods import Choice, Policy
     from emulator.simulation.params import SimulatorSettings
 
 T = TypeVar("T")
@@ -38,6 +40,43 @@ def select_noise(
         f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
         f"{format_qubits(active)} the circuits use"
     )
+
+
+def stabilizer_noise_text(
+    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]
+) -> str:
+    if settings.noise_model is not None:  # an ideal one: choose_method refuses any other
+        return "noise: none (options.simulator.noise_model is an ideal NoiseModel)"
+    return (
+        f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
+        f"{format_qubits(active)} the circuits use, Pauli-twirled for the stabilizer method "
+        "(each gate's error rate and the readout errors kept; coherent errors and relaxation's "
+        "bias to |0> dropped)"
+    )
+
+
+def method_and_noise(
+    policy: Policy,
+    circuits: Iterable[QuantumCircuit],
+    active: set[int],
+    settings: SimulatorSettings,
+    snapshot: BackendSnapshot,
+    log: list[str],
+) -> tuple[Choice, NoiseModel | None, str]:
+    """The job's method and noise, both logged: Aer's noise model for the statevector (None
+    on the stabilizer path, which twirls the device noise itself) and the noise line."""
+    from emulator.domain.methods import STABILIZER
+    from emulator.simulation.methods import choose_method
+
+    choice = choose_method(policy.method, circuits, len(active), settings.noise_model)
+    log.append(f"method: {choice.method} ({choice.reason})")
+    noise_model = None
+    if choice.method == STABILIZER:
+        noise_text = stabilizer_noise_text(settings, snapshot, active)
+    else:
+        noise_model, noise_text = select_noise(settings, snapshot, active)
+    log.append(noise_text)
+    return choice, noise_model, noise_text
 
 
 def simulate(run: Callable[[], T]) -> T:

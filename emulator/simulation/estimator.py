@@ -248,10 +248,9 @@ def run_estimator(
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
     from emulator.domain.methods import STABILIZER
-    from emulator.simulation.aer import collected_warnings, select_noise, simulate
-    from emulator.simulation.methods import Policy, choose_method
+    from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
+    from emulator.simulation.methods import Policy
     from emulator.simulation.noise import active_qubits, make_simulator
-    from emulator.simulation.sampler import stabilizer_noise_text
 
     log: list[str] = []
     with collected_warnings(log):
@@ -272,19 +271,10 @@ def run_estimator(
                 f"{count(pub.observables.size, 'observable')}, parameter shape "
                 f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
             )
-        policy = policy or Policy()
-        choice = choose_method(
-            policy.method,
-            (c for pub in job.pubs for c in bound_circuits(pub)),
-            len(active),
-            job.simulator.noise_model,
+        circuits = (c for pub in job.pubs for c in bound_circuits(pub))
+        choice, noise_model, noise_text = method_and_noise(
+            policy or Policy(), circuits, active, job.simulator, snapshot, log
         )
-        log.append(f"method: {choice.method} ({choice.reason})")
-        if choice.method == STABILIZER:
-            noise_text = stabilizer_noise_text(job.simulator, snapshot, active)
-        else:
-            noise_model, noise_text = select_noise(job.simulator, snapshot, active)
-        log.append(noise_text)
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:
             log.append(

@@ -156,8 +156,8 @@ def run_sampler(
     from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
     from emulator.domain.methods import STABILIZER
-    from emulator.simulation.aer import collected_warnings, select_noise, simulate
-    from emulator.simulation.methods import Policy, choose_method, refuse_beyond
+    from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
+    from emulator.simulation.methods import Policy, refuse_beyond
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -177,20 +177,13 @@ def run_sampler(
                 f"{pub.shots} shots"
             )
         policy = policy or Policy()
-        choice = choose_method(
-            policy.method,
-            (c for pub in job.pubs for c in bound_circuits(pub)),
-            len(active),
-            job.simulator.noise_model,
+        circuits = (c for pub in job.pubs for c in bound_circuits(pub))
+        choice, noise_model, noise_text = method_and_noise(
+            policy, circuits, active, job.simulator, snapshot, log
         )
-        log.append(f"method: {choice.method} ({choice.reason})")
-        if choice.method == STABILIZER:
-            noise_text = stabilizer_noise_text(job.simulator, snapshot, active)
-        else:
-            noise_model, noise_text = select_noise(job.simulator, snapshot, active)
+        if noise_model is not None:
             estimate, what = statevector_cost(job.pubs, not noise_model.is_ideal())
             refuse_beyond(policy.max_job_seconds, estimate, what)
-        log.append(noise_text)
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
         if job.ignored_options:
@@ -237,21 +230,6 @@ def statevector_cost(pubs: list[SamplerPub], noisy: bool) -> tuple[float, str]:
     how = "with device noise, each shot its own trajectory" if noisy else "noiseless"
     what = f"statevector of {qubits} qubits, {operations} operations, {shots} shots {how}"
     return total, what
-
-
-def stabilizer_noise_text(
-    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]
-) -> str:
-    from emulator.simulation.params import format_qubits
-
-    if settings.noise_model is not None:  # an ideal one: choose_method refuses any other
-        return "noise: none (options.simulator.noise_model is an ideal NoiseModel)"
-    return (
-        f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
-        f"{format_qubits(active)} the circuits use, Pauli-twirled for the stabilizer method "
-        "(each gate's error rate and the readout errors kept; coherent errors and relaxation's "
-        "bias to |0> dropped)"
-    )
 
 
 def sample_stabilizer(

@@ -9,18 +9,9 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
 
-from tests.circuits import isa
+from tests.circuits import ghz, isa
 
 pytestmark = pytest.mark.slow
-
-
-def ghz(width: int) -> QuantumCircuit:
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for q in range(width - 1):
-        qc.cx(q, q + 1)
-    qc.measure_all()
-    return qc
 
 
 def test_a_127_qubit_noisy_ghz_runs_on_the_stabilizer(client_env: dict[str, str]) -> None:
@@ -70,11 +61,7 @@ def test_a_127_qubit_clifford_estimator_with_ten_pauli_observables(
     from qiskit_ibm_runtime import EstimatorV2
 
     backend = QiskitRuntimeService().backend("ibm_brisbane")
-    qc = QuantumCircuit(127)
-    qc.h(0)
-    for q in range(126):
-        qc.cx(q, q + 1)
-    circuit = isa(backend, qc)
+    circuit = isa(backend, ghz(127, measure=False))
     # Neighbouring ZZ pairs along the chain, then the two ends.
     labels = ["I" * (125 - k) + "ZZ" + "I" * k for k in range(9)] + ["Z" + "I" * 125 + "Z"]
     observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]

@@ -24,17 +24,9 @@ from emulator.simulation import Policy, ProgramFailure, run_program
 from emulator.simulation.methods import choose_method, refuse_beyond, statevector_seconds
 from emulator.simulation.noise import active_qubits, backend_target, noise_model_for
 from emulator.simulation.stabilizer import PauliNoise, clifford_reason, sample, to_stim
+from tests.circuits import ghz, long_running_circuit
 
 BRISBANE = load_snapshot("ibm_brisbane", "brisbane")
-
-
-def ghz(width: int) -> QuantumCircuit:
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for q in range(width - 1):
-        qc.cx(q, q + 1)
-    qc.measure_all()
-    return qc
 
 
 def on_brisbane(circuit: QuantumCircuit) -> QuantumCircuit:
@@ -270,19 +262,8 @@ def test_parameterized_clifford_pubs_are_bound_per_parameter_set() -> None:
 # -- refusing what cannot finish ---------------------------------------------------------------
 
 
-def dense(width: int, layers: int = 2) -> QuantumCircuit:
-    qc = QuantumCircuit(width)
-    for layer in range(layers):
-        for q in range(width):
-            qc.ry(0.3 + 0.1 * q + layer, q)
-        for q in range(width - 1):
-            qc.cx(q, q + 1)
-    qc.measure_all()
-    return qc
-
-
 def test_a_wide_noisy_non_clifford_job_is_refused_naming_its_size_and_the_way_out() -> None:
-    params = {"pubs": [[on_brisbane(dense(30))]], "version": 2}
+    params = {"pubs": [[on_brisbane(long_running_circuit(30, layers=2))]], "version": 2}
     with pytest.raises(ProgramFailure) as refused:
         run_program(
             "sampler",
@@ -299,8 +280,6 @@ def test_a_wide_noisy_non_clifford_job_is_refused_naming_its_size_and_the_way_ou
 def test_the_estimate_lets_the_long_running_test_circuit_run() -> None:
     """The integration tests' long-running job (cancel, time limit) must start, not be
     refused: its low estimate stays under the default limit."""
-    from tests.circuits import long_running_circuit
-
     circuit = on_brisbane(long_running_circuit())
     operations = sum(1 for i in circuit.data if i.operation.name not in ("barrier", "measure"))
     estimate = statevector_seconds(operations, len(active_qubits(circuit)), 1000, noisy=True)
@@ -318,11 +297,7 @@ def test_no_limit_refuses_nothing() -> None:
 
 
 def test_a_127_qubit_clifford_estimator_gives_the_ghz_correlations() -> None:
-    qc = QuantumCircuit(127)
-    qc.h(0)
-    for q in range(126):
-        qc.cx(q, q + 1)
-    circuit = on_brisbane(qc)
+    circuit = on_brisbane(ghz(127, measure=False))
     labels = ["Z" + "I" * 125 + "Z", "X" * 127, "I" * 126 + "Z", "I" * 125 + "ZZ"]
     observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
 
