@@ -249,7 +249,12 @@ def run_estimator(
 
     from emulator.domain.methods import STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
-    from emulator.simulation.methods import Policy
+    from emulator.simulation.methods import (
+        AER_DEFAULT_SHOTS,
+        Policy,
+        refuse_beyond,
+        statevector_cost,
+    )
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -272,9 +277,15 @@ def run_estimator(
                 f"{pub.parameter_values.shape}, result shape {pub.shape}, precision {pub.precision}"
             )
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
+        policy = policy or Policy()
         choice, noise_model, noise_text = method_and_noise(
-            policy or Policy(), circuits, active, job.simulator, snapshot, log
+            policy, circuits, active, job.simulator, snapshot, log
         )
+        if noise_model is not None:
+            runs = [
+                (p.circuit, AER_DEFAULT_SHOTS * max(1, p.parameter_values.size)) for p in job.pubs
+            ]
+            refuse_beyond(policy.max_job_seconds, *statevector_cost(runs, noise_model))
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:
             log.append(

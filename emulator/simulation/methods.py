@@ -117,6 +117,32 @@ def statevector_seconds(operations: int, qubits: int, shots: int, noisy: bool) -
     return operations * 2.0**qubits * IDEAL_SECONDS_PER_AMPLITUDE_OP
 
 
+AER_DEFAULT_SHOTS = 1024
+"""Trajectories Aer's EstimatorV2 averages per parameter set (it sets no shots of its own)."""
+
+
+def statevector_cost(
+    runs: Iterable[tuple[QuantumCircuit, int]], noise_model: NoiseModel
+) -> tuple[float, str]:
+    """A low estimate of the seconds of (circuit, shots) statevector runs, and the figures of
+    the widest; (0, …) when one would not fit the worker memory: Aer refuses it at once
+    itself, naming the memory limit, which is the better reason."""
+    from emulator.simulation.noise import active_qubits, fits_in_memory
+
+    noisy = not noise_model.is_ideal()
+    total, widest = 0.0, (0, 0, 0)
+    for circuit, shots in runs:
+        qubits = len(active_qubits(circuit))
+        if not fits_in_memory(qubits):
+            return 0.0, f"statevector of {qubits} qubits"
+        operations = sum(1 for i in circuit.data if i.operation.name not in ("barrier", "measure"))
+        total += statevector_seconds(operations, qubits, shots, noisy)
+        widest = max(widest, (qubits, operations, shots))
+    qubits, operations, shots = widest
+    how = "with device noise, each shot its own trajectory" if noisy else "noiseless"
+    return total, f"statevector of {qubits} qubits, {operations} operations, {shots} shots {how}"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"

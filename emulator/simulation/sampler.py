@@ -157,7 +157,7 @@ def run_sampler(
 
     from emulator.domain.methods import STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
-    from emulator.simulation.methods import Policy, refuse_beyond
+    from emulator.simulation.methods import Policy, refuse_beyond, statevector_cost
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -182,8 +182,8 @@ def run_sampler(
             policy, circuits, active, job.simulator, snapshot, log
         )
         if noise_model is not None:
-            estimate, what = statevector_cost(job.pubs, not noise_model.is_ideal())
-            refuse_beyond(policy.max_job_seconds, estimate, what)
+            runs = [(p.circuit, p.shots * max(1, math.prod(p.shape))) for p in job.pubs]
+            refuse_beyond(policy.max_job_seconds, *statevector_cost(runs, noise_model))
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
         if job.ignored_options:
@@ -207,29 +207,6 @@ def run_sampler(
         )
         body = encode(shaped)
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)
-
-
-def statevector_cost(pubs: list[SamplerPub], noisy: bool) -> tuple[float, str]:
-    """A low estimate of the pubs' statevector seconds, and the figures it came from."""
-    from emulator.simulation.methods import statevector_seconds
-    from emulator.simulation.noise import active_qubits, fits_in_memory
-
-    total, widest = 0.0, (0, 0, 0)
-    for pub in pubs:
-        qubits = len(active_qubits(pub.circuit))
-        if not fits_in_memory(qubits):
-            # Aer refuses such a state at once, naming the memory limit: a better reason.
-            return 0.0, f"statevector of {qubits} qubits"
-        operations = sum(
-            1 for i in pub.circuit.data if i.operation.name not in ("barrier", "measure")
-        )
-        shots = pub.shots * max(1, math.prod(pub.shape))
-        total += statevector_seconds(operations, qubits, shots, noisy)
-        widest = max(widest, (qubits, operations, shots))
-    qubits, operations, shots = widest
-    how = "with device noise, each shot its own trajectory" if noisy else "noiseless"
-    what = f"statevector of {qubits} qubits, {operations} operations, {shots} shots {how}"
-    return total, what
 
 
 def sample_stabilizer(
