@@ -12,7 +12,6 @@ claim (their successful calls are counted) and that reads write nothing.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,7 +28,6 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
-    run_state_machine_as_test,
 )
 from sqlalchemy import select
 
@@ -61,7 +59,6 @@ from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 from emulator.store.tables import jobs, sessions
-from tests.conftest import POSTGRES, postgres_database
 
 OWNER = Owner("crn:stateful")
 BACKENDS = ("ibm_fez", "ibm_brisbane")
@@ -463,27 +460,3 @@ Lifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_lifecycle = Lifecycle.TestCase
-
-
-def test_lifecycle_on_postgresql() -> None:
-    """The same machine on PostgreSQL (one database, emptied before each example)."""
-    if not POSTGRES:
-        if os.environ.get("IBMQ_EMULATOR_REQUIRE_POSTGRES"):
-            pytest.fail("IBMQ_EMULATOR_REQUIRE_POSTGRES is set, IBMQ_EMULATOR_TEST_POSTGRES not")
-        pytest.skip("PostgreSQL case skipped: set IBMQ_EMULATOR_TEST_POSTGRES (.ci/run starts one)")
-    with postgres_database() as url:
-        engine = create_store_engine(url)
-        with engine.begin() as conn:
-            for statement in PG_WATCHERS:
-                conn.exec_driver_sql(statement)
-        engine.dispose()
-        machine = type("LifecycleOnPostgres", (Lifecycle,), {"database_url": url})
-        run_state_machine_as_test(
-            machine,
-            settings=settings(
-                max_examples=50,
-                stateful_step_count=40,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
-        )
