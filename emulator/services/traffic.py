@@ -121,6 +121,10 @@ class FaultInjector:
         self.store: ControlStore | None = None
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
+        # Reloads run one at a time, read and assignment together: otherwise the traffic
+        # thread's reload, reading just before a rule is added, could assign its stale list
+        # after the adding request's own reload, hiding the new rule until the next tick.
+        self._reloading = threading.Lock()
         self._random = random.Random()
 
     def attach(self, store: ControlStore) -> None:
@@ -130,12 +134,13 @@ class FaultInjector:
     def reload(self) -> None:
         if self.store is None:
             return
-        rules = [
-            FaultRule(**{**body, "times": remaining, "id": rule_id})
-            for rule_id, body, remaining in self.store.faults()
-        ]
-        with self._lock:
-            self._rules = rules
+        with self._reloading:
+            rules = [
+                FaultRule(**{**body, "times": remaining, "id": rule_id})
+                for rule_id, body, remaining in self.store.faults()
+            ]
+            with self._lock:
+                self._rules = rules
 
     def seed(self, seed: int | None) -> None:
         with self._lock:
