@@ -17,6 +17,7 @@ from emulator.simulation.params import (
     RunOutput,
     SimulatorSettings,
     Stopwatch,
+    bound_circuits,
     coerce_bindings,
     count,
     decode_circuit,
@@ -185,13 +186,6 @@ def shape_result(
     metadata: dict[str, Any] = {"simulator": simulator} if simulator is not None else {}
     metadata["version"] = 2
     return PrimitiveResult(pub_results, metadata=metadata)
-
-
-def bound_circuits(pub: EstimatorPub) -> list[QuantumCircuit]:
-    """The pub's circuit for each of its parameter sets, in C order of their shape."""
-    if not pub.circuit.num_parameters:
-        return [pub.circuit]
-    return list(pub.parameter_values.bind_all(pub.circuit).ravel())
 
 
 def estimate_stabilizer(

@@ -21,6 +21,8 @@ from emulator.simulation.errors import InvalidParams
 from emulator.simulation.npy import NPY_LOCK
 
 if TYPE_CHECKING:
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
     from qiskit_aer.noise import NoiseModel
 
     from emulator.domain.snapshots import BackendSnapshot
@@ -204,6 +206,13 @@ def _load_qasm3(text: str, path: str) -> QuantumCircuit:
         return qasm3.loads(text)
     except Exception as exc:  # the importer raises many kinds of errors
         raise InvalidParams(path, f"cannot parse OpenQASM 3: {_describe(exc)}") from exc
+
+
+def bound_circuits(pub: SamplerPub | EstimatorPub) -> list[QuantumCircuit]:
+    """The pub's circuit for each of its parameter sets, in C order of their shape."""
+    if not pub.circuit.num_parameters:
+        return [pub.circuit] * max(1, pub.parameter_values.size)
+    return list(pub.parameter_values.bind_all(pub.circuit).ravel())
 
 
 def coerce_bindings(circuit: QuantumCircuit, values: Any, path: str) -> BindingsArray:

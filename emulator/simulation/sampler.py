@@ -17,6 +17,7 @@ from emulator.simulation.params import (
     RunOutput,
     SimulatorSettings,
     Stopwatch,
+    bound_circuits,
     check_executions,
     coerce_bindings,
     count,
@@ -140,13 +141,6 @@ def execution_span(pubs: list[SamplerPub], start: Any, stop: Any) -> SliceSpan:
         shape = (*pub.shape, pub.shots)
         slices[index] = (shape, slice(0, math.prod(shape)))
     return SliceSpan(start, stop, slices)
-
-
-def bound_circuits(pub: SamplerPub) -> list[QuantumCircuit]:
-    """The pub's circuit for each of its parameter sets, in C order of its shape."""
-    if not pub.circuit.num_parameters:
-        return [pub.circuit] * max(1, math.prod(pub.shape))
-    return list(pub.parameter_values.bind_all(pub.circuit).ravel())
 
 
 def run_sampler(
