@@ -157,9 +157,11 @@ class Settings:
     )
     simulation_method: tuple[str, ...] = _setting(
         ("auto",),
-        "simulation method, comma-separated: auto, statevector or stabilizer for every "
-        "backend, or BACKEND=METHOD for one (auto: stabilizer for Clifford circuits wider than "
-        "12 qubits, else statevector; the job log says which ran and why)",
+        "simulation method, comma-separated: auto, statevector, matrix_product_state, "
+        "stabilizer or density_matrix for every backend, or BACKEND=METHOD for one (auto: "
+        "statevector, or density matrix where Aer's rule takes it, up to 12 qubits; wider, "
+        "stabilizer for Clifford circuits and matrix product state for weakly entangled ones "
+        "the statevector cannot take; the job log says which ran and why)",
     )
     device: str = _setting(
         "CPU",
@@ -187,7 +189,8 @@ class Settings:
     keep_alive_timeout: int = _setting(
         # Longer than clients keep idle pooled connections (httpx: 5 s), so the client, not
         # the server, closes them: a close racing the client's next request loses it.
-        75, "seconds an idle keep-alive connection stays open between requests"
+        75,
+        "seconds an idle keep-alive connection stays open between requests",
     )
     header_read_timeout: int = _setting(
         10, "seconds a request has, from connecting or from its first byte, to complete its headers"

@@ -53,12 +53,44 @@ def long_running_circuit(width: int = 18, layers: int = 3) -> QuantumCircuit:
     return qc
 
 
+def trotter_circuit(width: int, steps: int = 2, measure: bool = True) -> QuantumCircuit:
+    """Shallow Trotter steps of a transverse-field Ising chain (rx, then rzz on even and odd
+    bonds): non-Clifford, wide, entangling only along the chain (the MPS case)."""
+    qc = QuantumCircuit(width)
+    for _ in range(steps):
+        for q in range(width):
+            qc.rx(0.3, q)
+        for start in (0, 1):
+            for q in range(start, width - 1, 2):
+                qc.rzz(0.2, q, q + 1)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
+def dense_circuit(width: int, layers: int = 2) -> QuantumCircuit:
+    """A non-Clifford circuit entangled across every cut (a chain plus links half its width
+    apart): no method but the statevector takes it (its bond dimension bound is far beyond
+    the MPS cap), so wide it is refused before it runs."""
+    qc = QuantumCircuit(width)
+    for layer in range(layers):
+        for q in range(width):
+            qc.ry(0.2 + 0.05 * q + layer, q)
+        for q in range(width - 1):
+            qc.cx(q, q + 1)
+        for q in range(width // 2):
+            qc.cx(q, q + width // 2)
+    qc.measure_all()
+    return qc
+
+
 def memory_failure_circuit(target: Target, width: int = 40) -> QuantumCircuit:
     """An ISA circuit that passes validation but that Aer refuses at once: 'Insufficient memory'.
 
-    `sx` then `rz(pi/4)` on `width` qubits, each measured: nothing entangles, but the state
-    (and the device noise) is non-Clifford, so Aer needs a 2**width statevector (16 TiB for
-    40 qubits) and fails before simulating. Uses only gates the backend supports on every
+    `sx` then `rz(pi/4)` on `width` qubits, then layers of `ecr` on every coupled pair among
+    them and `rz(pi/4)` again, each qubit measured: non-Clifford and entangled across every
+    cut beyond the MPS cap, so only a 2**width statevector (16 TiB for 40 qubits) could take
+    it, and Aer fails before simulating. Uses only gates the backend supports on every
     operational qubit, at full device width, as the client sends it.
     """
     qubits = [
@@ -66,10 +98,17 @@ def memory_failure_circuit(target: Target, width: int = 40) -> QuantumCircuit:
         for q in range(target.num_qubits)
         if (q,) in target["sx"] and (q,) in target["rz"] and (q,) in target["measure"]
     ][:width]
+    chosen = set(qubits)
+    pairs = [pair for pair in target["ecr"] if pair is not None and set(pair) <= chosen]
     circuit = QuantumCircuit(target.num_qubits, len(qubits))
     for q in qubits:
         circuit.sx(q)
         circuit.rz(math.pi / 4, q)
+    for _ in range(12):
+        for a, b in pairs:
+            circuit.ecr(a, b)
+        for q in qubits:
+            circuit.rz(math.pi / 4, q)
     for index, q in enumerate(qubits):
         circuit.measure(q, index)
     return circuit

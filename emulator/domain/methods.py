@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 AUTO = "auto"
 STATEVECTOR = "statevector"
 STABILIZER = "stabilizer"
-SIMULATION_METHODS = (AUTO, STATEVECTOR, STABILIZER)
+MATRIX_PRODUCT_STATE = "matrix_product_state"
+DENSITY_MATRIX = "density_matrix"
+SIMULATION_METHODS = (AUTO, STATEVECTOR, MATRIX_PRODUCT_STATE, STABILIZER, DENSITY_MATRIX)
 """`auto` picks per job (the job log says which and why); the others force one."""
 
 

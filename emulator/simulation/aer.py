@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from qiskit_aer.noise import NoiseModel
 
     from emulator.domain.snapshots import BackendSnapshot
-    from emulator.simulation.methods import Choice, Policy
+    from emulator.simulation.methods import Choice, Policy, Run
     from emulator.simulation.params import SimulatorSettings
 
 T = TypeVar("T")
@@ -55,6 +55,20 @@ def stabilizer_noise_text(
     )
 
 
+def mps_noise_text(settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]) -> str:
+    from emulator.simulation.mps import TRAJECTORIES
+
+    if settings.noise_model is not None:  # an ideal one: choose_method refuses any other
+        return "noise: none (options.simulator.noise_model is an ideal NoiseModel)"
+    return (
+        f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
+        f"{format_qubits(active)} the circuits use, Pauli-twirled as for the stabilizer method "
+        f"and drawn as {TRAJECTORIES} noise realizations per circuit, the shots shared among "
+        "them (each shot exact, shots of one realization correlated); readout errors "
+        "calibrated"
+    )
+
+
 def method_and_noise(
     policy: Policy,
     circuits: Iterable[QuantumCircuit],
@@ -62,17 +76,30 @@ def method_and_noise(
     settings: SimulatorSettings,
     snapshot: BackendSnapshot,
     log: list[str],
+    runs: Sequence[Run] = (),
+    program: str = "sampler",
 ) -> tuple[Choice, NoiseModel | None, str]:
-    """The job's method and noise, both logged: Aer's noise model for the statevector (None
-    on the stabilizer path, which twirls the device noise itself) and the noise line."""
-    from emulator.domain.methods import STABILIZER
+    """The job's method and noise, both logged: Aer's noise model for the statevector and
+    the density matrix (None on the stabilizer and MPS paths, which twirl the device noise
+    themselves) and the noise line."""
+    from emulator.domain.methods import MATRIX_PRODUCT_STATE, STABILIZER
     from emulator.simulation.methods import choose_method
 
-    choice = choose_method(policy.method, circuits, len(active), settings.noise_model)
+    choice = choose_method(
+        policy.method,
+        circuits,
+        len(active),
+        settings.noise_model,
+        runs,
+        program=program,
+        max_job_seconds=policy.max_job_seconds,
+    )
     log.append(f"method: {choice.method} ({choice.reason})")
     noise_model = None
     if choice.method == STABILIZER:
         noise_text = stabilizer_noise_text(settings, snapshot, active)
+    elif choice.method == MATRIX_PRODUCT_STATE:
+        noise_text = mps_noise_text(settings, snapshot, active)
     else:
         noise_model, noise_text = select_noise(settings, snapshot, active)
     log.append(noise_text)

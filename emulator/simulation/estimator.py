@@ -224,9 +224,7 @@ def estimate_stabilizer(
                     (int(q), int(b)) for q, b in zip(term.indices, term.bit_terms, strict=True)
                 )
                 coeff = float(np.real(term.coeff))
-                expectation = pauli_expectation(
-                    program, pauli, shots, int(seeds.integers(2**63))
-                )
+                expectation = pauli_expectation(program, pauli, shots, int(seeds.integers(2**63)))
                 value += coeff * expectation
                 if pauli:
                     variance += coeff**2 * (1 - expectation**2) / shots
@@ -246,6 +244,7 @@ def run_estimator(
     from emulator.simulation.methods import (
         AER_DEFAULT_SHOTS,
         Policy,
+        Run,
         refuse_beyond,
         statevector_cost,
     )
@@ -272,14 +271,16 @@ def run_estimator(
             )
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
         policy = policy or Policy()
+        runs = [
+            Run(p.circuit, AER_DEFAULT_SHOTS, max(1, p.parameter_values.size)) for p in job.pubs
+        ]
         choice, noise_model, noise_text = method_and_noise(
-            policy, circuits, active, job.simulator, snapshot, log
+            policy, circuits, active, job.simulator, snapshot, log, runs, program="estimator"
         )
         if noise_model is not None:
-            runs = [
-                (p.circuit, AER_DEFAULT_SHOTS * max(1, p.parameter_values.size)) for p in job.pubs
-            ]
-            refuse_beyond(policy.max_job_seconds, *statevector_cost(runs, noise_model))
+            refuse_beyond(
+                policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
+            )
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:
             log.append(
@@ -298,7 +299,7 @@ def run_estimator(
                 # Aer adds N(0, precision) to each expectation value from this seed, and
                 # stds = precision.
                 estimator = AerEstimatorV2.from_backend(
-                    make_simulator(noise_model),
+                    make_simulator(noise_model, choice.aer_method),
                     options={"run_options": {"seed_simulator": seed}},
                 )
                 result = simulate(lambda: estimator.run(job.pubs).result())

@@ -206,10 +206,10 @@ def fits_in_memory(qubits: int) -> bool:
     return not _max_memory_mb or (16 << qubits) <= (_max_memory_mb << 20)
 
 
-def make_simulator(noise_model: NoiseModel | None) -> AerSimulator:
+def make_simulator(noise_model: NoiseModel | None, method: str = "automatic") -> AerSimulator:
     """An AerSimulator limited to one thread (the worker pool runs one process per core) and
     to the worker memory limit (Aer then refuses a too-large state before allocating it)."""
     options: dict[str, object] = {"max_memory_mb": _max_memory_mb} if _max_memory_mb else {}
     if _device != "CPU":
         options["device"] = _device
-    return AerSimulator(noise_model=noise_model, max_parallel_threads=1, **options)
+    return AerSimulator(noise_model=noise_model, method=method, max_parallel_threads=1, **options)

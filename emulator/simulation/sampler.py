@@ -149,9 +149,9 @@ def run_sampler(
     """Simulate stored sampler params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
-    from emulator.domain.methods import STABILIZER
+    from emulator.domain.methods import MATRIX_PRODUCT_STATE, STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
-    from emulator.simulation.methods import Policy, refuse_beyond, statevector_cost
+    from emulator.simulation.methods import Policy, Run, mps_cost, refuse_beyond, statevector_cost
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -172,11 +172,14 @@ def run_sampler(
             )
         policy = policy or Policy()
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
+        runs = [Run(p.circuit, p.shots, max(1, math.prod(p.shape))) for p in job.pubs]
         choice, noise_model, noise_text = method_and_noise(
-            policy, circuits, active, job.simulator, snapshot, log
+            policy, circuits, active, job.simulator, snapshot, log, runs
         )
-        if noise_model is not None:
-            runs = [(p.circuit, p.shots * max(1, math.prod(p.shape))) for p in job.pubs]
+        ideal = job.simulator.noise_model is not None
+        if choice.method == MATRIX_PRODUCT_STATE:
+            refuse_beyond(policy.max_job_seconds, *mps_cost(runs, noisy=not ideal))
+        elif noise_model is not None:
             refuse_beyond(policy.max_job_seconds, *statevector_cost(runs, noise_model))
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
@@ -187,10 +190,14 @@ def run_sampler(
 
         with Stopwatch() as watch:
             if choice.method == STABILIZER:
-                ideal = job.simulator.noise_model is not None
                 result = simulate(lambda: sample_stabilizer(job.pubs, snapshot, seed, ideal))
+            elif choice.method == MATRIX_PRODUCT_STATE:
+                from emulator.simulation.mps import sample_mps
+
+                result = simulate(lambda: sample_mps(job.pubs, snapshot, seed, ideal))
             else:
-                sampler = AerSamplerV2.from_backend(make_simulator(noise_model), seed=seed)
+                simulator = make_simulator(noise_model, choice.aer_method)
+                sampler = AerSamplerV2.from_backend(simulator, seed=seed)
                 result = simulate(lambda: sampler.run(job.pubs).result())
         log.append(f"simulated in {watch.seconds:.3f} s")
         shaped = shape_result(

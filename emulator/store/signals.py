@@ -112,4 +112,3 @@ def fan_out(*handlers: Change | None) -> Change:
             handler(job_id, state)
 
     return tell
-

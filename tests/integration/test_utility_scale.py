@@ -4,12 +4,13 @@ need 2^127 amplitudes), and the job log and result metadata say which method ran
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
 
-from tests.circuits import ghz, isa
+from tests.circuits import dense_circuit, ghz, isa, trotter_circuit
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +40,14 @@ def test_a_wide_dense_non_clifford_job_is_refused_before_it_runs(
     from qiskit_ibm_runtime import RuntimeJobFailureError
 
     backend = QiskitRuntimeService().backend("ibm_brisbane")
-    # 26 qubits: 1 GiB of statevector fits a worker, but 4,096 noisy trajectories do not fit
-    # in any reasonable time (a wider state would be refused for memory instead).
-    qc = QuantumCircuit(26)
-    for q in range(26):
-        qc.ry(0.2 + 0.05 * q, q)
-    for q in range(25):
-        qc.cx(q, q + 1)
-    qc.measure_all()
-    job = SamplerV2(mode=backend).run([isa(backend, qc)])
+    # 22 qubits (a few more once routed): a statevector that fits a worker, but 4,096 noisy
+    # trajectories do not fit in any reasonable time (a wider state would be refused for
+    # memory instead), and it entangles too much for the MPS.
+    job = SamplerV2(mode=backend).run([isa(backend, dense_circuit(22))])
     with pytest.raises(RuntimeJobFailureError) as failed:
         job.result()  # refused at once: no long timeout needed
     message = str(failed.value)
-    assert "statevector of 26 qubits" in message and "--max-job-seconds" in message
+    assert re.search(r"statevector of \d+ qubits", message) and "--max-job-seconds" in message
 
 
 def test_a_127_qubit_clifford_estimator_with_ten_pauli_observables(
@@ -72,3 +68,20 @@ def test_a_127_qubit_clifford_estimator_with_ten_pauli_observables(
     assert len(evs) == 10 and all(0.85 < value <= 1.0 for value in evs[:9])
     assert evs[9] < 0.5  # the chain's ends: their correlation does not survive ~200 ECRs
     assert "method: stabilizer" in job.logs()
+
+
+def test_a_60_qubit_shallow_non_clifford_circuit_runs_on_the_mps(
+    client_env: dict[str, str],
+) -> None:
+    backend = QiskitRuntimeService().backend("ibm_brisbane")
+    sampler = SamplerV2(mode=backend)
+    sampler.options.simulator.seed_simulator = 3
+    job = sampler.run([isa(backend, trotter_circuit(60))], shots=400)
+    result = job.result()
+    meas = result[0].data.meas
+    assert (meas.num_bits, meas.num_shots) == (60, 400)
+    assert result.metadata["simulator"]["method"] == "matrix_product_state"
+    assert "noise realizations" in result.metadata["simulator"]["noise"]
+    assert "method: matrix_product_state (auto: not a Clifford circuit" in job.logs()
+    # Weak rotations leave most qubits 0; device noise and readout add a few flips.
+    assert 1 < meas.bitcount().mean() < 20
