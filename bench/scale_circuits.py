@@ -4,10 +4,11 @@
     python bench/scale_circuits.py --url URL    # measures a running emulator
 
 Rows: noisy GHZ Sampler jobs on 24, 50 and 127 qubits (Clifford: the stabilizer path), a
-127-qubit Clifford Estimator with 10 Pauli observables, and how long a clearly impossible job
-(26 dense non-Clifford qubits, 4,096 noisy shots) takes to be refused. Each row is submit →
-result decoded (or the failure raised), as a user sees it; the method the job log names is
-printed beside it.
+127-qubit Clifford Estimator with 10 Pauli observables, shallow Trotter circuits on 60 and 100
+qubits (non-Clifford: the matrix product state), and how long a clearly impossible job
+(22 densely entangled non-Clifford qubits, 4,096 noisy shots) takes to be refused. Each row
+is submit → result decoded (or the failure raised), as a user sees it; the method the job log
+names is printed beside it.
 """
 
 from __future__ import annotations
@@ -22,20 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.circuits import ghz  # noqa: E402
+from tests.circuits import dense_circuit, ghz, trotter_circuit  # noqa: E402
 from tests.support import EmulatorServer, emulator_env  # noqa: E402
-
-
-def dense(width: int):  # noqa: ANN201
-    from qiskit import QuantumCircuit
-
-    qc = QuantumCircuit(width)
-    for q in range(width):
-        qc.ry(0.2 + 0.05 * q, q)
-    for q in range(width - 1):
-        qc.cx(q, q + 1)
-    qc.measure_all()
-    return qc
 
 
 def method_of(job) -> str:  # noqa: ANN001
@@ -63,7 +52,7 @@ def measure(url: str, shots: int) -> None:
         except Exception as exc:  # noqa: BLE001 - a refusal is a row too
             outcome = f"failed: {str(exc)[:90]}…"
         seconds = time.perf_counter() - start
-        print(f"{name:44} {seconds:7.2f} s  {outcome}  [{method_of(job)[:60]}]", flush=True)
+        print(f"{name:48} {seconds:7.2f} s  {outcome}  [{method_of(job)[:60]}]", flush=True)
 
     for width in (24, 50, 127):
         circuit = pm.run(ghz(width))
@@ -78,9 +67,15 @@ def measure(url: str, shots: int) -> None:
         "127-qubit Clifford estimator, 10 observables",
         lambda: EstimatorV2(mode=backend).run([(circuit, observables)]),
     )
-    impossible = pm.run(dense(26))
+    for width in (60, 100):
+        circuit = pm.run(trotter_circuit(width))
+        row(
+            f"noisy Trotter-{width} sampler (2 steps), {shots} shots",
+            lambda c=circuit: SamplerV2(mode=backend).run([c], shots=shots),
+        )
+    impossible = pm.run(dense_circuit(22))
     row(
-        "26 dense non-Clifford qubits (refused)",
+        "22 dense non-Clifford qubits (refused)",
         lambda: SamplerV2(mode=backend).run([impossible], shots=4096),
     )
 

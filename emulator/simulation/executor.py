@@ -216,7 +216,13 @@ def run_executor(
     )
 
     from emulator.simulation.aer import collected_warnings, simulate
-    from emulator.simulation.methods import Policy, statevector_only
+    from emulator.simulation.methods import (
+        Policy,
+        Run,
+        refuse_beyond,
+        statevector_cost,
+        statevector_only,
+    )
     from emulator.simulation.noise import active_qubits, make_simulator, noise_model_for
 
     log: list[str] = []
@@ -249,12 +255,19 @@ def run_executor(
                 f"item {index}: {type(item).__name__}, {item.circuit.num_qubits}-qubit circuit, "
                 f"{count(len(qubits), 'qubit')} simulated, shape {item.shape}"
             )
-        log.append(statevector_only("executor", (policy or Policy()).method))
+        policy = policy or Policy()
+        runs = [Run(item.circuit, program.shots, max(1, item.size())) for item in program.items]
+        choice = statevector_only("executor", policy.method, runs)
+        log.append(f"method: {choice.method} ({choice.reason})")
         log.append(
             f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
             f"{format_qubits(active)} the circuits use"
         )
-        simulator = make_simulator(noise_model_for(snapshot, active))
+        noise_model = noise_model_for(snapshot, active)
+        refuse_beyond(
+            policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
+        )
+        simulator = make_simulator(noise_model, choice.aer_method)
 
         seed = job.options.simulator.seed_simulator
         source = "options.simulator.seed_simulator"

@@ -234,14 +234,15 @@ def _operations(circuit: QuantumCircuit) -> int:
     return sum(1 for i in circuit.data if i.operation.name not in ("barrier", "measure"))
 
 
-def statevector_only(program: str, setting: str) -> str:
-    """The method line of a program that has only the statevector path (so far)."""
-    if setting == STABILIZER:
-        return (
-            f"method: statevector (--simulation-method stabilizer serves sampler jobs; the "
-            f"{program} runs on the statevector)"
-        )
-    return f"method: statevector ({program} jobs run on the statevector)"
+def statevector_only(program: str, setting: str, runs: Sequence[Run] = ()) -> Choice:
+    """The method of a program that has only the statevector family (so far): the forced
+    statevector or density matrix, else Aer's rule between them (see choose_method)."""
+    if setting in (STATEVECTOR, DENSITY_MATRIX):
+        return Choice(setting, f"--simulation-method {setting}", aer_method=setting)
+    why = f"{program} jobs run on the statevector or the density matrix"
+    if setting in (STABILIZER, MATRIX_PRODUCT_STATE):
+        why = f"--simulation-method {setting} serves sampler jobs; {why}"
+    return _statevector_or_density(why, runs, noisy=True)
 
 
 def statevector_seconds(operations: int, qubits: int, shots: int, noisy: bool) -> float:

@@ -211,3 +211,15 @@ def test_the_explicit_method_keeps_seeded_counts_what_aers_automatic_gave() -> N
     assert counts(chosen.aer_method) == counts("automatic")
     assert counts("statevector") != counts("automatic")  # the label matters: not the same run
     assert math.isfinite(sum(counts("automatic").values()))
+
+
+def test_the_executor_names_the_statevector_family_member_it_runs() -> None:
+    from emulator.simulation.methods import statevector_only
+
+    small = on_brisbane(bell())
+    assert statevector_only("executor", "auto", [Run(small, 1024)]).aer_method == "density_matrix"
+    assert statevector_only("executor", "auto", [Run(small, 2)]).aer_method == "statevector"
+    forced = statevector_only("executor", "statevector", [Run(small, 1024)])
+    assert forced.aer_method == "statevector"
+    other = statevector_only("executor", "stabilizer", [Run(small, 1024)])
+    assert "stabilizer serves sampler jobs" in other.reason
