@@ -55,17 +55,23 @@ def stabilizer_noise_text(
     )
 
 
-def mps_noise_text(settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]) -> str:
+def mps_noise_text(
+    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int], program: str
+) -> str:
     from emulator.simulation.mps import TRAJECTORIES
 
     if settings.noise_model is not None:  # an ideal one: choose_method refuses any other
         return "noise: none (options.simulator.noise_model is an ideal NoiseModel)"
+    how = (
+        "the shots shared among them (each shot exact, shots of one realization correlated); "
+        "readout errors calibrated"
+        if program == "sampler"
+        else "exact expectation values averaged over them (no readout error, as Aer's estimator)"
+    )
     return (
         f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
         f"{format_qubits(active)} the circuits use, Pauli-twirled as for the stabilizer method "
-        f"and drawn as {TRAJECTORIES} noise realizations per circuit, the shots shared among "
-        "them (each shot exact, shots of one realization correlated); readout errors "
-        "calibrated"
+        f"and drawn as {TRAJECTORIES} noise realizations per circuit, {how}"
     )
 
 
@@ -99,7 +105,7 @@ def method_and_noise(
     if choice.method == STABILIZER:
         noise_text = stabilizer_noise_text(settings, snapshot, active)
     elif choice.method == MATRIX_PRODUCT_STATE:
-        noise_text = mps_noise_text(settings, snapshot, active)
+        noise_text = mps_noise_text(settings, snapshot, active, program)
     else:
         noise_model, noise_text = select_noise(settings, snapshot, active)
     log.append(noise_text)

@@ -239,12 +239,13 @@ def run_estimator(
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
-    from emulator.domain.methods import STABILIZER
+    from emulator.domain.methods import MATRIX_PRODUCT_STATE, STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
     from emulator.simulation.methods import (
         AER_DEFAULT_SHOTS,
         Policy,
         Run,
+        mps_cost,
         refuse_beyond,
         statevector_cost,
     )
@@ -277,7 +278,10 @@ def run_estimator(
         choice, noise_model, noise_text = method_and_noise(
             policy, circuits, active, job.simulator, snapshot, log, runs, program="estimator"
         )
-        if noise_model is not None:
+        ideal = job.simulator.noise_model is not None
+        if choice.method == MATRIX_PRODUCT_STATE:
+            refuse_beyond(policy.max_job_seconds, *mps_cost(runs, noisy=not ideal))
+        elif noise_model is not None:
             refuse_beyond(
                 policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
             )
@@ -293,8 +297,11 @@ def run_estimator(
 
         with Stopwatch() as watch:
             if choice.method == STABILIZER:
-                ideal = job.simulator.noise_model is not None
                 result = simulate(lambda: estimate_stabilizer(job.pubs, snapshot, seed, ideal))
+            elif choice.method == MATRIX_PRODUCT_STATE:
+                from emulator.simulation.mps import estimate_mps
+
+                result = simulate(lambda: estimate_mps(job.pubs, snapshot, seed, ideal))
             else:
                 # Aer adds N(0, precision) to each expectation value from this seed, and
                 # stds = precision.

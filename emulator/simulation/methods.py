@@ -130,7 +130,7 @@ def choose_method(
         from emulator.simulation.mps import mps_reason
 
         reason = next(filter(None, (mps_reason(run.circuit) for run in runs)), None)
-        if program != "sampler":
+        if program not in ("sampler", "estimator"):
             reason = f"the {program} has no matrix product state path (sampler jobs do)"
         if reason is None and custom_noise:
             reason = (
@@ -158,7 +158,7 @@ def choose_method(
     if reason is None:
         return Choice(STABILIZER, f"auto: Clifford circuits on {simulated_qubits} qubits")
     wide = f"auto: not a Clifford circuit ({reason})"
-    if runs and program == "sampler":
+    if runs and program in ("sampler", "estimator"):
         mps = _mps_choice(runs, noisy, max_job_seconds)
         if mps is not None:
             return Choice(MATRIX_PRODUCT_STATE, f"{wide}; {mps}")

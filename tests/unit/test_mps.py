@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.library import CXGate, RZZGate, SwapGate
@@ -70,10 +71,14 @@ def test_forced_mps_refuses_control_flow_and_the_estimator() -> None:
     with pytest.raises(ProgramFailure, match="control flow"):
         choose_method("matrix_product_state", [circuit], 2, None, [Run(circuit, 10)])
     plain = trotter_circuit(3)
-    with pytest.raises(ProgramFailure, match="the estimator has no matrix product state"):
+    with pytest.raises(ProgramFailure, match="the executor has no matrix product state"):
         choose_method(
-            "matrix_product_state", [plain], 3, None, [Run(plain, 10)], program="estimator"
+            "matrix_product_state", [plain], 3, None, [Run(plain, 10)], program="executor"
         )
+    forced = choose_method(
+        "matrix_product_state", [plain], 3, None, [Run(plain, 10)], program="estimator"
+    )
+    assert forced.method == "matrix_product_state"
     assert _choose(plain, program="sampler").method != "matrix_product_state"  # 3 qubits
 
 
@@ -223,3 +228,57 @@ def test_the_executor_names_the_statevector_family_member_it_runs() -> None:
     assert forced.aer_method == "statevector"
     other = statevector_only("executor", "stabilizer", [Run(small, 1024)])
     assert "stabilizer serves sampler jobs" in other.reason
+
+
+# -- the estimator on the MPS --------------------------------------------------------------
+
+
+def _estimator_pub(circuit: QuantumCircuit, labels: list[str], precision: float):
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from qiskit.quantum_info import SparsePauliOp
+
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    return EstimatorPub.coerce((circuit, observables), precision=precision)
+
+
+def _aer_expectations(circuit: QuantumCircuit, labels: list[str], model: NoiseModel | None):
+    from qiskit_aer.primitives import EstimatorV2
+
+    simulator = AerSimulator(method="density_matrix", noise_model=model)
+    pub = _estimator_pub(circuit, labels, 0.0)
+    return EstimatorV2.from_backend(simulator).run([pub]).result()[0].data.evs
+
+
+LABELS = ["IIIIZ", "IIIZZ", "IIXII", "ZZZZZ", "IYYII"]
+
+
+def test_mps_expectation_values_are_exact_noiselessly_and_close_to_aers_with_noise() -> None:
+    from emulator.simulation.mps import estimate_mps
+
+    circuit = on_brisbane(trotter_circuit(5, steps=3, measure=False))
+    pub = _estimator_pub(circuit, LABELS, 0.0)
+    ideal = estimate_mps([pub], BRISBANE, seed=1, ideal=True)[0].data
+    assert np.allclose(ideal.evs, _aer_expectations(circuit, LABELS, None), atol=1e-9)
+    assert np.allclose(ideal.stds, 0.0)
+    model = noise_model_for(BRISBANE, active_qubits(circuit))
+    exact = _aer_expectations(circuit, LABELS, model)
+    noisy = estimate_mps([pub], BRISBANE, seed=1, ideal=False, trajectories=600)[0].data
+    assert np.max(np.abs(noisy.evs - exact)) < 0.04
+    assert np.max(np.abs(ideal.evs - exact)) > 0.04  # the noise is there to be matched
+    assert np.all(noisy.stds > 0)
+
+
+def test_a_60_qubit_estimator_job_runs_on_the_mps() -> None:
+    from qiskit.quantum_info import SparsePauliOp
+
+    circuit = on_brisbane(trotter_circuit(60, measure=False))
+    labels = ["I" * 59 + "Z", "I" * 58 + "ZZ", "Z" + "I" * 59]
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    params = {"pubs": [[circuit, observables]], "version": 2, "options": {"seed_estimator": 4}}
+    out = run_program("estimator", json.dumps(params, cls=RuntimeEncoder), BRISBANE)
+    result = json.loads(out.result, cls=RuntimeDecoder)
+    assert result.metadata["simulator"]["method"] == "matrix_product_state"
+    assert "averaged over them" in result.metadata["simulator"]["noise"]
+    evs = result[0].data.evs
+    # Weak rx rotations: every ⟨Z⟩ stays near +1, below it (rotation and noise).
+    assert evs.shape == (3,) and np.all((evs > 0.5) & (evs < 1.0))
