@@ -9,6 +9,7 @@ execution failures (IBM's simulators use 5203).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -168,6 +169,8 @@ class Outcome:
     end: End
     fields: dict[str, Any] = field(default_factory=dict)
     code: int | None = None
+    lines: tuple[str, ...] = ()
+    """The program's own log lines (method, noise, sizes), written before the outcome's."""
 
     @property
     def state(self) -> JobState:
@@ -189,6 +192,8 @@ class Outcome:
         return row.log.format(**self.fields), row.level, values
 
 
-def outcome(end: End, code: int | None = None, **fields: Any) -> Outcome:
-    """`Outcome(end, fields, code)`, spelled shortly at the call sites."""
-    return Outcome(end, dict(fields), code)
+def outcome(
+    end: End, code: int | None = None, *, lines: Sequence[str] = (), **fields: Any
+) -> Outcome:
+    """`Outcome(end, fields, code, lines)`, spelled shortly at the call sites."""
+    return Outcome(end, dict(fields), code, tuple(lines))

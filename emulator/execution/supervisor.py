@@ -489,6 +489,7 @@ class Slot(threading.Thread):
                     return outcome(
                         End.PROGRAM_FAILED,
                         answer.reason_code,
+                        lines=answer.log,
                         reason=answer.reason,
                         solution=answer.solution,
                         detail=answer.detail,

@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +96,8 @@ class Failed:
     reason_code: int
     solution: str
     detail: str
+    log: list[str] = field(default_factory=list)
+    """The program's log lines before it failed."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -267,7 +269,9 @@ def _wants_qiskit(params: str) -> bool:
     return not (isinstance(decoded, dict) and decoded.get("support_qiskit") is False)
 
 
-def memory_failure(memory_mb: int, what: str, detail: str = "") -> Failed:
+def memory_failure(
+    memory_mb: int, what: str, detail: str = "", log: list[str] | None = None
+) -> Failed:
     """The failure of a job that ran out of memory, naming the worker memory limit if any."""
     if memory_mb:
         reason = f"The simulation exceeded the worker memory limit of {memory_mb} MiB: {what}"
@@ -278,7 +282,7 @@ def memory_failure(memory_mb: int, what: str, detail: str = "") -> Failed:
     else:
         reason = f"The simulation ran out of memory: {what}"
         solution = "Use fewer qubits, shots or parameter sets."
-    return Failed(reason, REASON_MEMORY, solution, detail)
+    return Failed(reason, REASON_MEMORY, solution, detail, list(log or []))
 
 
 def _is_memory_error(exc: BaseException, reason: str) -> bool:
@@ -317,8 +321,10 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
         return Completed(result=result, log=list(out.log), quantum_seconds=out.quantum_seconds)
     except simulation.ProgramFailure as exc:
         if memory_mb and _is_memory_error(exc, exc.reason):
-            return memory_failure(memory_mb, exc.reason, traceback.format_exc())
-        return Failed(exc.reason, exc.reason_code, exc.solution, traceback.format_exc())
+            return memory_failure(memory_mb, exc.reason, traceback.format_exc(), exc.log)
+        return Failed(
+            exc.reason, exc.reason_code, exc.solution, traceback.format_exc(), list(exc.log)
+        )
     except MemoryError as exc:
         return memory_failure(memory_mb, f"MemoryError: {exc}", traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other error is reported on the job, not raised

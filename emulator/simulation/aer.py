@@ -135,10 +135,21 @@ def simulate(run: Callable[[], T]) -> T:
 
 @contextmanager
 def collected_warnings(log: list[str]) -> Iterator[None]:
-    """Record library warnings as log lines instead of printing them (worker processes only)."""
+    """Record library warnings as log lines instead of printing them (worker processes only);
+    a ProgramFailure raised inside leaves with the log so far, so a failed job's log says
+    what ran (method, noise, sizes) before why it failed."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield
+        try:
+            yield
+        except ProgramFailure as exc:
+            _add_warnings(log, caught)
+            exc.log = list(log)
+            raise
+    _add_warnings(log, caught)
+
+
+def _add_warnings(log: list[str], caught: list[warnings.WarningMessage]) -> None:
     seen: set[str] = set()
     for item in caught:
         if issubclass(item.category, DeprecationWarning | PendingDeprecationWarning):

@@ -47,3 +47,5 @@ class ProgramFailure(Exception):
         self.reason = reason
         self.reason_code = reason_code
         self.solution = solution
+        self.log: list[str] = []
+        """What the program logged before it failed (set by `aer.collected_warnings`)."""

@@ -77,7 +77,9 @@ def transition(
     that is still stale).
     """
     level = "INFO"
+    lines: tuple[str, ...] = ()
     if isinstance(to, Outcome):
+        lines = to.lines
         rendered, level, reason_values = to.render()
         message = message or rendered
         values = {**reason_values, **values}
@@ -95,6 +97,8 @@ def transition(
     changed = conn.execute(update(jobs).where(*conditions).values(state=to.value, **values))
     if not changed.rowcount:
         return False
+    for line in lines:  # what the program logged before the outcome
+        log_event(conn, job_id, line)
     log_event(conn, job_id, message or f"Job {to.value}", level)
     _changed(conn)[job_id] = to.value
     return True

@@ -48,6 +48,11 @@ def test_a_wide_dense_non_clifford_job_is_refused_before_it_runs(
         job.result()  # refused at once: no long timeout needed
     message = str(failed.value)
     assert re.search(r"statevector of \d+ qubits", message) and "--max-job-seconds" in message
+    # The log says what the program found before the refusal: its pubs, method and noise.
+    logs = job.logs()
+    assert "sampler: 1 pub(s) on ibm_brisbane" in logs
+    assert "method: statevector (auto: not a Clifford circuit" in logs
+    assert logs.index("method: statevector") < logs.index("Job failed")
 
 
 def test_a_127_qubit_clifford_estimator_with_ten_pauli_observables(

@@ -282,3 +282,19 @@ def test_a_60_qubit_estimator_job_runs_on_the_mps() -> None:
     evs = result[0].data.evs
     # Weak rx rotations: every ⟨Z⟩ stays near +1, below it (rotation and noise).
     assert evs.shape == (3,) and np.all((evs > 0.5) & (evs < 1.0))
+
+
+# -- a failed job's log ----------------------------------------------------------------------
+
+
+def test_a_refused_job_fails_with_the_programs_log_lines() -> None:
+    from emulator.execution.worker import Failed, Ticket, run_ticket
+
+    circuit = on_brisbane(dense_circuit(30))
+    params = json.dumps({"pubs": [[circuit]], "version": 2}, cls=RuntimeEncoder)
+    ticket = Ticket("j", "sampler", params, "ibm_brisbane", "brisbane", max_job_seconds=300)
+    failed = run_ticket(ticket)
+    assert isinstance(failed, Failed) and "--max-job-seconds 300" in failed.reason
+    assert failed.log[0].startswith("sampler: 1 pub(s) on ibm_brisbane")
+    assert any(line.startswith("method: statevector (auto: not a Clifford") for line in failed.log)
+    assert any(line.startswith("noise: ibm_brisbane calibration") for line in failed.log)

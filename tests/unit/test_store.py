@@ -188,6 +188,27 @@ def test_interrupted_jobs_are_requeued_then_failed(repo: Repository) -> None:
     assert job.reason and "stopped" in job.reason and job.reason_code == 1517
 
 
+def test_an_outcome_writes_the_programs_lines_before_its_own(repo: Repository) -> None:
+    from emulator.domain.outcomes import End, outcome
+
+    new(repo, "j1")
+    running = repo.claim_next("w1")
+    assert running is not None
+    failed = outcome(
+        End.PROGRAM_FAILED,
+        1002,
+        lines=["method: x", "noise: y"],
+        reason="no",
+        solution="s",
+        detail="",
+    )
+    assert repo.transition("j1", failed, held_by=running.lease) is not None
+    _, events = repo.get_events(A, "j1")
+    messages = [e.message for e in events]
+    assert messages[-3:-1] == ["method: x", "noise: y"]
+    assert messages[-1].startswith("Job failed: no")
+
+
 def test_a_graceful_requeue_gives_the_attempt_back(repo: Repository) -> None:
     new(repo, "j1")
     assert repo.claim_next("w1") is not None
