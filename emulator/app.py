@@ -186,7 +186,6 @@ def build_node(
     secret = shared_secret(engine, TOKEN_SIGNING, adopt=settings.data_dir / "token-secret")
     access = AccessPolicy(settings, secret)
     pool = _pool(settings, repo, backends) if start_workers else None
-
     # Other processes' changes (PostgreSQL): held polls end, local slots hear of cancels.
     def listening(flowing: bool) -> None:
         repo.cache.set_coherence(Coherence.LISTENING if flowing else Coherence.OFF)

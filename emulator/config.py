@@ -189,8 +189,7 @@ class Settings:
     keep_alive_timeout: int = _setting(
         # Longer than clients keep idle pooled connections (httpx: 5 s), so the client, not
         # the server, closes them: a close racing the client's next request loses it.
-        75,
-        "seconds an idle keep-alive connection stays open between requests",
+        75, "seconds an idle keep-alive connection stays open between requests"
     )
     header_read_timeout: int = _setting(
         10, "seconds a request has, from connecting or from its first byte, to complete its headers"

@@ -121,7 +121,9 @@ def postgres_database() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield sqlalchemy.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+        yield sqlalchemy.make_url(POSTGRES).set(database=name).render_as_string(
+            hide_password=False
+        )
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -24,6 +24,7 @@ from emulator.testing import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
+
 class WorkerProcess:
     """`python -m emulator worker` as a subprocess (a worker node: no HTTP), logging to
     `log_path`; `stop()` sends SIGTERM, `kill_hard()` is a node dying (kill -9 of the node

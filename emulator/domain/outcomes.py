@@ -76,7 +76,8 @@ OUTCOMES: dict[End, Row] = {
         "Job failed: Storage error: {error}",
         "Storage error: {error}",
         EXECUTION_FAILED,
-        "Check that the job's presigned URLs are valid, unexpired and reachable from the emulator.",
+        "Check that the job's presigned URLs are valid, unexpired and reachable from the "
+        "emulator.",
         "ERROR",
     ),
     End.BACKEND_GONE: Row(

@@ -441,7 +441,9 @@ class Slot(threading.Thread):
         if isinstance(ended, Crashed):
             # Killed along with the server (a signal to its process group): not the job's fault.
             ended = STOPPING if self.pool._stopping.is_set() else self._crash_outcome(job, ended)
-        if job.api is Api.DIRECT_ACCESS and (isinstance(ended, Completed) or ended.state.terminal):
+        if job.api is Api.DIRECT_ACCESS and (
+            isinstance(ended, Completed) or ended.state.terminal
+        ):
             ended = self._deliver(job, ended)
         self._record(job, ended)
 

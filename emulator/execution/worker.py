@@ -299,7 +299,6 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
     A simulation that runs out of memory is deterministic: retrying cannot help, so it is a
     Failed answer (naming the limit), never a crash."""
     from emulator import simulation
-
     try:
         snapshot = snapshot_of(ticket.backend, ticket.source)
         params = ticket.params

@@ -224,7 +224,9 @@ def estimate_stabilizer(
                     (int(q), int(b)) for q, b in zip(term.indices, term.bit_terms, strict=True)
                 )
                 coeff = float(np.real(term.coeff))
-                expectation = pauli_expectation(program, pauli, shots, int(seeds.integers(2**63)))
+                expectation = pauli_expectation(
+                    program, pauli, shots, int(seeds.integers(2**63))
+                )
                 value += coeff * expectation
                 if pauli:
                     variance += coeff**2 * (1 - expectation**2) / shots

@@ -112,3 +112,4 @@ def fan_out(*handlers: Change | None) -> Change:
             handler(job_id, state)
 
     return tell
+

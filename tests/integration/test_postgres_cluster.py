@@ -250,9 +250,8 @@ def test_direct_access_lanes_hold_under_submissions_racing_through_both_nodes(
                 for body, status in zip(bodies, statuses, strict=True):
                     if status == 204:  # free the lane: the job fails (no input), then delete
                         wait_until(
-                            lambda b=body: (
-                                clients[0].get(f"/v1/jobs/{b['id']}").json()["status"] != "Running"
-                            ),
+                            lambda b=body: clients[0].get(f"/v1/jobs/{b['id']}").json()["status"]
+                            != "Running",
                             timeout=120,
                         )
                         assert clients[1].delete(f"/v1/jobs/{body['id']}").status_code == 204

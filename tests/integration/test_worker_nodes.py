@@ -97,10 +97,9 @@ def test_a_held_poll_on_the_api_node_answers_with_the_worker_nodes_outcome(
         tmp_path, "--database-url", shared, "--status-hold-ms", str(hold_s * 1000), workers=0
     ).start()
     try:
-        with (
-            worker_node(tmp_path, "--database-url", shared, "--workers", "1"),
-            httpx.Client(base_url=server.url + "/api/v1", headers=bearer(server.url)) as api,
-        ):
+        with worker_node(tmp_path, "--database-url", shared, "--workers", "1"), httpx.Client(
+            base_url=server.url + "/api/v1", headers=bearer(server.url)
+        ) as api:
             job_id = api.post("/jobs", json=sampler_body()).json()["id"]
             answer = api.get(f"/jobs/{job_id}", timeout=hold_s / 10).json()
             assert answer["state"]["status"] == "Completed"

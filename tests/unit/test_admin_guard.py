@@ -62,12 +62,7 @@ def test_same_origin_compares_scheme_host_and_port() -> None:
     assert same_origin("http://127.0.0.1:8000", "http", "127.0.0.1:8000")
     assert same_origin("http://localhost", "http", "localhost:80")
     assert same_origin("http://[::1]:8000", "http", "[::1]:8000")
-    for origin in (
-        "http://127.0.0.1:8001",
-        "https://127.0.0.1:8000",
-        "null",
-        "http://localhost:8000",
-    ):
+    for origin in ("http://127.0.0.1:8001", "https://127.0.0.1:8000", "null", "http://localhost:8000"):
         assert not same_origin(origin, "http", "127.0.0.1:8000"), origin
 
 

@@ -140,74 +140,44 @@ async def cancel_job(request: Request) -> Response:
 # The one table: Starlette's routes and the OpenAPI document (GET /v1/openapi.json) come from it.
 ENDPOINTS = [
     Endpoint("GET", "/backends", list_backends, "Backends and their status", tag="backends"),
-    Endpoint("GET", "/backends/{name}", get_backend, "One backend", errors=(404,), tag="backends"),
+    Endpoint("GET", "/backends/{name}", get_backend, "One backend", errors=(404,),
+             tag="backends"),
     Endpoint(
-        "GET",
-        "/backends/{name}/configuration",
-        backend_configuration,
-        "Configuration",
-        errors=(404,),
+        "GET", "/backends/{name}/configuration", backend_configuration, "Configuration",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/properties", backend_properties, "Calibration",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/defaults", backend_defaults, "Pulse defaults (none)",
+        errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/backends/{name}/lanes", backend_lanes, "Execution lanes", errors=(404,),
         tag="backends",
     ),
     Endpoint(
-        "GET",
-        "/backends/{name}/properties",
-        backend_properties,
-        "Calibration",
-        errors=(404,),
-        tag="backends",
-    ),
-    Endpoint(
-        "GET",
-        "/backends/{name}/defaults",
-        backend_defaults,
-        "Pulse defaults (none)",
-        errors=(404,),
-        tag="backends",
-    ),
-    Endpoint(
-        "GET",
-        "/backends/{name}/lanes",
-        backend_lanes,
-        "Execution lanes",
-        errors=(404,),
-        tag="backends",
-    ),
-    Endpoint(
-        "POST",
-        "/jobs",
-        create_job,
-        "Submit a job (input and results by presigned URL)",
-        ok=204,
-        body=schemas.JOB_REQUEST_SCHEMA,
-        errors=(404, 409, 422, 423, 429),
-        tag="jobs",
+        "POST", "/jobs", create_job, "Submit a job (input and results by presigned URL)",
+        ok=204, body=schemas.JOB_REQUEST_SCHEMA, errors=(404, 409, 422, 423, 429), tag="jobs",
     ),
     Endpoint("GET", "/jobs", list_jobs, "Every job of the caller", tag="jobs"),
     Endpoint("GET", "/jobs/{job_id}", poll_job, "One job", errors=(404,), tag="jobs"),
     Endpoint(
-        "DELETE",
-        "/jobs/{job_id}",
-        delete_job,
-        "Delete an ended job (frees its lane)",
-        ok=204,
-        errors=(404, 409),
-        tag="jobs",
+        "DELETE", "/jobs/{job_id}", delete_job, "Delete an ended job (frees its lane)", ok=204,
+        errors=(404, 409), tag="jobs",
     ),
     Endpoint(
-        "POST",
-        "/jobs/{job_id}/cancel",
-        cancel_job,
-        "Cancel a job",
-        ok=204,
-        errors=(404, 409),
-        tag="jobs",
+        "POST", "/jobs/{job_id}/cancel", cancel_job, "Cancel a job", ok=204,
+        errors=(404, 409), tag="jobs",
     ),
 ]
 routes = dispatch_routes(ENDPOINTS, ["/jobs/{job_id}", "/jobs"])
 VERSION_ENDPOINTS = [
     Endpoint("GET", "/version", version, "The API version", public=True, tag="versions"),
-    Endpoint("GET", "/versions", versions, "Supported API versions", public=True, tag="versions"),
+    Endpoint("GET", "/versions", versions, "Supported API versions", public=True,
+             tag="versions"),
 ]
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -243,11 +213,7 @@ def openapi_document() -> dict[str, Any]:
         ],
     )
     versions_doc = document(
-        title="",
-        version="",
-        description="",
-        prefix="",
-        endpoints=VERSION_ENDPOINTS,
+        title="", version="", description="", prefix="", endpoints=VERSION_ENDPOINTS,
         error_schema=ERROR_SCHEMA,
     )
     doc["paths"].update(versions_doc["paths"])

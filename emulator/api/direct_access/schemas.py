@@ -32,11 +32,8 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
         "log_level": {"type": "string", "enum": list(LOG_LEVELS)},
         "storage": {
             "type": "object",
-            "properties": {
-                "input": _STORAGE_ENTRY,
-                "results": _STORAGE_ENTRY,
-                "logs": _STORAGE_ENTRY,
-            },
+            "properties": {"input": _STORAGE_ENTRY, "results": _STORAGE_ENTRY,
+                           "logs": _STORAGE_ENTRY},
             "required": ["input", "results"],
         },
     },

@@ -19,7 +19,9 @@ def upgrade() -> None:
     # Existing jobs get 0: a job Running at upgrade time is recovered by the sweep (its
     # worker, of the previous release, cannot write any more), then claimed with token 1.
     with op.batch_alter_table("jobs") as batch:
-        batch.add_column(sa.Column("claim_token", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(
+            sa.Column("claim_token", sa.Integer(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
