@@ -180,7 +180,9 @@ def run_sampler(
         if choice.method == MATRIX_PRODUCT_STATE:
             refuse_beyond(policy.max_job_seconds, *mps_cost(runs, noisy=not ideal))
         elif noise_model is not None:
-            refuse_beyond(policy.max_job_seconds, *statevector_cost(runs, noise_model))
+            refuse_beyond(
+                policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
+            )
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
         if job.ignored_options:

@@ -298,3 +298,19 @@ def test_a_refused_job_fails_with_the_programs_log_lines() -> None:
     assert failed.log[0].startswith("sampler: 1 pub(s) on ibm_brisbane")
     assert any(line.startswith("method: statevector (auto: not a Clifford") for line in failed.log)
     assert any(line.startswith("noise: ibm_brisbane calibration") for line in failed.log)
+
+
+def test_a_density_matrix_job_is_estimated_as_one_not_as_trajectories() -> None:
+    """100,000 shots of 8 noisy qubits: as trajectories at least ~2 s, as one density matrix
+    milliseconds; under a 1 s limit it runs (and says density_matrix)."""
+    circuit = on_brisbane(trotter_circuit(8))
+    params = {"pubs": [[circuit, None, 100_000]], "version": 2}
+    out = run_program(
+        "sampler",
+        json.dumps(params, cls=RuntimeEncoder),
+        BRISBANE,
+        policy=Policy(max_job_seconds=1),
+    )
+    result = json.loads(out.result, cls=RuntimeDecoder)
+    assert result.metadata["simulator"]["method"] == "density_matrix"
+    assert result[0].data.meas.num_shots == 100_000
