@@ -64,6 +64,7 @@ from emulator.store.transitions import (
     claim_next,
     held,
     log_event,
+    log_events,
     owned_by,
     transition,
 )
@@ -594,8 +595,7 @@ class Repository:
             )
             if not done:
                 return None
-            for line in log:
-                log_event(conn, job_id, line)
+            log_events(conn, job_id, log)
             return self._load(conn, job_id, None)
 
     def requeue(

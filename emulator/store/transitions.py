@@ -57,6 +57,17 @@ def log_event(conn: Connection, job_id: str, message: str, level: str = "INFO") 
     )
 
 
+def log_events(conn: Connection, job_id: str, messages: Sequence[str], level: str = "INFO") -> None:
+    """Lines of a job's log in one statement (a program's log is a dozen lines; one INSERT
+    each was a third of a millisecond apiece on SQLite). Read back in this order (by id)."""
+    if messages:
+        at = utcnow()
+        conn.execute(
+            insert(job_events),
+            [{"job_id": job_id, "at": at, "level": level, "message": m} for m in messages],
+        )
+
+
 def transition(
     conn: Connection,
     job_id: str,
@@ -97,8 +108,7 @@ def transition(
     changed = conn.execute(update(jobs).where(*conditions).values(state=to.value, **values))
     if not changed.rowcount:
         return False
-    for line in lines:  # what the program logged before the outcome
-        log_event(conn, job_id, line)
+    log_events(conn, job_id, lines)  # what the program logged before the outcome
     log_event(conn, job_id, message or f"Job {to.value}", level)
     _changed(conn)[job_id] = to.value
     return True
