@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -19,6 +20,9 @@ import qiskit_ibm_runtime.fake_provider as _fake_provider
 from dateutil.parser import isoparse
 
 from emulator.domain.jobs import naive_utc
+
+# Namespace of the calibration ids (BackendSnapshot.calibration_id).
+_CALIBRATIONS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ibm-quantum-emulator:calibration")
 
 
 class UnknownSnapshot(ValueError):
@@ -82,6 +86,14 @@ class BackendSnapshot:
     def backend_version(self) -> str:
         return str(self.configuration.get("backend_version", "1.0.0"))
 
+    @property
+    def calibration_id(self) -> str:
+        """The id of the one calibration the emulator serves for this backend: stable for a
+        backend name, snapshot and calibration time (a UUID derived from them), so clients
+        may pin it (`service.backend(name, calibration_id=...)`) across restarts."""
+        when = str(self.properties.get("last_update_date") or "")
+        return str(uuid.uuid5(_CALIBRATIONS, f"{self.name}/{self.source}/{when}"))
+
 
 @cache
 def _read_documents(source: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -106,4 +118,12 @@ def load_snapshot(name: str, source: str) -> BackendSnapshot:
     conf.setdefault("online_date", "2024-01-01T00:00:00Z")
     # A QPU-like backend: `simulator: true` would disable ISA validation and sessions client-side.
     conf["simulator"] = False
+    # `service.backends(dynamic_circuits=True)` filters on this feature; IBM lists it on the
+    # processors that run control flow, which a snapshot states in its instructions.
+    features = list(conf.get("supported_features") or [])
+    if "if_else" in (conf.get("supported_instructions") or []) and (
+        "dynamic_circuits" not in features
+    ):
+        features.append("dynamic_circuits")
+    conf["supported_features"] = features
     return BackendSnapshot(name=name, source=source, configuration=conf, properties=props)

@@ -116,6 +116,7 @@ class ControlService:
             {
                 "name": b.name,
                 "snapshot": b.snapshot.source,
+                "calibration_id": b.snapshot.calibration_id,
                 "qubits": b.num_qubits,
                 "mock": b.mock,
                 **states.get(b.name, BackendState()).to_json(),

@@ -95,6 +95,12 @@ class JobService:
         except BackendNotFound:
             raise UnknownBackendInRequest(f"Backend not found: {request.backend}") from None
         self._require_online(backend.name)
+        if request.calibration_id not in (None, backend.snapshot.calibration_id):
+            raise InvalidRequest(
+                "calibration_id",
+                f"{backend.name} has no calibration {request.calibration_id} (the emulator "
+                f"serves one: {backend.snapshot.calibration_id})",
+            )
         # No lock around validation: submissions validate in parallel request threads, so
         # one big payload delays no other (only NPY headers share a lock: simulation.npy).
         try:

@@ -22,6 +22,7 @@ from emulator.api.query import query_of
 from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
 from emulator.api.state import encode_json, instance_of, owner_of, state_of
+from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendDataNotFound, InvalidRequest
 from emulator.domain.jobs import Api, utcnow
 
@@ -42,9 +43,19 @@ async def list_backends(request: Request) -> Response:
     return JSONResponse({"devices": devices})
 
 
+def _check_calibration(backend: ServedBackend, asked: str | None) -> None:
+    """The emulator serves one calibration per backend; another id is IBM's not-found."""
+    if asked is not None and asked != backend.snapshot.calibration_id:
+        raise BackendDataNotFound(
+            f"No calibration {asked} for {backend.name}: its calibration is "
+            f"{backend.snapshot.calibration_id}."
+        )
+
+
 async def backend_configuration(request: Request) -> Response:
     state = state_of(request)
     backend = state.backends.get(request.path_params["name"])
+    _check_calibration(backend, query_of(request, schemas.CONFIGURATION_QUERY)["calibration_id"])
     return state.documents.response(
         request, ("runtime", "configuration", backend.name), lambda: backend.snapshot.configuration
     )
@@ -52,7 +63,9 @@ async def backend_configuration(request: Request) -> Response:
 
 async def backend_properties(request: Request) -> Response:
     backend = state_of(request).backends.get(request.path_params["name"])
-    asked = query_of(request, schemas.PROPERTIES_QUERY)["updated_before"]
+    query = query_of(request, schemas.PROPERTIES_QUERY)
+    _check_calibration(backend, query["calibration_id"])
+    asked = query["updated_before"]
     if asked is not None:
         # The emulator has one calibration per backend: served for any later date.
         calibrated = backend.snapshot.last_update
@@ -252,7 +265,8 @@ ENDPOINTS = [
     Endpoint("GET", "/backends", list_backends, "Backends: names, status, queue", tag="backends"),
     Endpoint(
         "GET", "/backends/{name}/configuration", backend_configuration,
-        "A backend's configuration", errors=(404,), tag="backends",
+        "A backend's configuration", query=schemas.CONFIGURATION_QUERY, errors=(404,),
+        tag="backends",
     ),
     Endpoint(
         "GET", "/backends/{name}/properties", backend_properties, "A backend's calibration",

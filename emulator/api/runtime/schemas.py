@@ -175,9 +175,17 @@ TAGS_QUERY = (
     Param("type", "string", "what is tagged", default="job", choices=("job",)),
     Param("search", "string", "text the tags contain", required=True, min_length=3, max_length=100),
 )
+CONFIGURATION_QUERY = (
+    Param(
+        "calibration_id",
+        "string",
+        "a calibration id (the emulator serves one per backend)",
+        max_length=128,
+    ),
+)
 PROPERTIES_QUERY = (
     Param("updated_before", "date-time", "the calibration in force before this time"),
-    Param("calibration_id", "string", "a calibration id", max_length=128),
+    *CONFIGURATION_QUERY,
 )
 
 

@@ -122,6 +122,7 @@ def device_view(backend: ServedBackend, queue_length: int, state: BackendState) 
         "status": {"name": state.status.value, "reason": state.message or "available"},
         "is_simulator": False,
         "qubits": backend.num_qubits,
+        "physical_qubits": backend.num_qubits,
         "queue_length": queue_length,
         "clops": {"type": "hardware", "value": 30000},
         "performance_metrics": {},

@@ -1,0 +1,72 @@
+"""What the unmodified client reads of a backend beyond its documents: `physical_qubits` from
+the list, the `dynamic_circuits` feature it filters on, and calibration ids (the emulator
+serves one per backend; another id is IBM's not-found)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from qiskit.providers.exceptions import QiskitBackendNotFoundError
+from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+
+from tests.circuits import bell, isa
+from tests.support import EmulatorServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service(client_env: dict[str, str]) -> QiskitRuntimeService:
+    return QiskitRuntimeService()
+
+
+def calibration_of(server: EmulatorServer, name: str) -> str:
+    backends = httpx.get(f"{server.url}/_emulator/backends").json()["backends"]
+    return next(b["calibration_id"] for b in backends if b["name"] == name)
+
+
+def test_backends_carry_physical_qubits(service: QiskitRuntimeService) -> None:
+    assert service.backend("ibm_brisbane").physical_qubits == 127
+    assert service.backend("ibm_fez").physical_qubits == 156
+
+
+def test_backends_that_run_control_flow_are_dynamic_circuit_backends(
+    service: QiskitRuntimeService,
+) -> None:
+    dynamic = {b.name for b in service.backends(dynamic_circuits=True)}
+    assert {"ibm_brisbane", "ibm_fez"} <= dynamic
+    assert not dynamic & {b.name for b in service.backends(dynamic_circuits=False)}
+
+
+def test_a_pinned_calibration_is_served_and_sent_with_jobs(
+    server: EmulatorServer, service: QiskitRuntimeService, api: httpx.Client
+) -> None:
+    calibration = calibration_of(server, "ibm_brisbane")
+    assert calibration == calibration_of(server, "ibm_brisbane")  # stable
+    backend = service.backend("ibm_brisbane", calibration_id=calibration)
+    assert backend.calibration_id == calibration
+    job = SamplerV2(mode=backend).run([isa(backend, bell())], shots=100)
+    assert sum(job.result()[0].data.meas.get_counts().values()) == 100
+    assert api.get(f"/jobs/{job.job_id()}").json()["calibration_id"] == calibration
+
+
+def test_an_unknown_calibration_is_not_found(
+    service: QiskitRuntimeService, api: httpx.Client
+) -> None:
+    for document in ("configuration", "properties"):
+        response = api.get(f"/backends/ibm_brisbane/{document}", params={"calibration_id": "x1"})
+        assert response.status_code == 404
+        (error,) = response.json()["errors"]
+        assert error["code"] == "1009" and "No calibration x1 for ibm_brisbane" in error["message"]
+    with pytest.raises(QiskitBackendNotFoundError):  # the client drops what it cannot fetch
+        service.backend("ibm_brisbane", calibration_id="x1")
+    refused = api.post(
+        "/jobs",
+        json={
+            "program_id": "sampler",
+            "backend": "ibm_brisbane",
+            "calibration_id": "x1",
+            "params": {"pubs": [], "version": 2},
+        },
+    )
+    assert refused.status_code == 400 and "calibration_id" in refused.text
