@@ -49,6 +49,16 @@ class BackendDataNotFound(EmulatorError):
     """The backend exists but has no data for what was asked (e.g. properties before a date)."""
 
 
+class ResultsAlreadyRead(EmulatorError):
+    """A private job's results, read once already (IBM deletes them on the first read)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"The results of private job {job_id} were read already: a private job's results "
+            "can be read once."
+        )
+
+
 class JobNotFound(EmulatorError):
     """No job of that id in the caller's instance (or it was deleted)."""
 

@@ -280,6 +280,9 @@ class JobService:
         IBM answers 2xx here for failed jobs too: the client reads this text to explain them.
         """
         job, result = self.repo.get_result(owner, job_id)
+        if job.private and job.state is JobState.COMPLETED:
+            # IBM deletes a private job's results as they are read: this read is a write.
+            job, result = self.repo.take_result(owner, job_id)
         if job.state is JobState.COMPLETED or result is not None:
             return job, result
         if job.state in (JobState.FAILED, JobState.CANCELLED):

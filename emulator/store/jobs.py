@@ -39,6 +39,7 @@ from emulator.domain.errors import (
     JobNotCancellable,
     JobNotFound,
     JobNotTerminal,
+    ResultsAlreadyRead,
 )
 from emulator.domain.jobs import (
     PENDING,
@@ -454,6 +455,31 @@ class Repository:
                 raise JobNotFound(job_id)
             result = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
         return snapshot, result
+
+    def take_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
+        """A private job's result, deleted as it is read (IBM: readable once); None until it
+        completes; ResultsAlreadyRead once taken. One guarded UPDATE, so of two readers at
+        once exactly one gets it."""
+        with self.tx.begin() as conn:
+            snapshot = self._load(conn, job_id, owner)
+            if snapshot is None:
+                raise JobNotFound(job_id)
+            if snapshot.state is not JobState.COMPLETED:
+                result = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar()
+                return snapshot, result
+            # Read under a row lock (PostgreSQL; SQLite's write transaction serialises), then
+            # clear it guarded: a second reader finds it gone either way.
+            taken = conn.execute(
+                select(jobs.c.result).where(jobs.c.id == job_id).with_for_update()
+            ).scalar()
+            cleared = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.result.is_not(None))
+                .values(result=None)
+            )
+            if taken is None or not cleared.rowcount:
+                raise ResultsAlreadyRead(job_id)
+            return snapshot, taken
 
     def get_events(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, list[JobEvent]]:
         with self._read() as conn, conn.begin():

@@ -209,6 +209,32 @@ def test_an_outcome_writes_the_programs_lines_before_its_own(repo: Repository) -
     assert messages[-1].startswith("Job failed: no")
 
 
+def test_a_private_result_is_taken_once_by_one_of_two_readers(repo: Repository) -> None:
+    from emulator.domain.errors import ResultsAlreadyRead
+
+    new(repo, "p1", private=True)
+    assert repo.take_result(A, "p1")[1] is None  # queued: nothing yet, nothing taken
+    running = repo.claim_next("w1")
+    assert running is not None
+    repo.complete_job("p1", running.lease, "the result", [], 0.1)
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: _take(repo), range(2)))
+    assert sorted(outcomes, key=str) == ["gone", "the result"]
+    with pytest.raises(ResultsAlreadyRead):
+        repo.take_result(A, "p1")
+    job, stored = repo.get_result(A, "p1")
+    assert job.state is JobState.COMPLETED and stored is None
+
+
+def _take(repo: Repository) -> str:
+    from emulator.domain.errors import ResultsAlreadyRead
+
+    try:
+        return str(repo.take_result(A, "p1")[1])
+    except ResultsAlreadyRead:
+        return "gone"
+
+
 def test_a_graceful_requeue_gives_the_attempt_back(repo: Repository) -> None:
     new(repo, "j1")
     assert repo.claim_next("w1") is not None
