@@ -143,6 +143,13 @@ def test_unknown_backend_is_404(runtime: TestClient, suffix: str) -> None:
     assert_envelope(runtime.get(f"/backends/ibm_nowhere/{suffix}"), 404, "1007", "ibm_nowhere")
 
 
+def test_the_instance_as_clients_up_to_0_31_read_it(tenant_runtime: TestClient) -> None:
+    instance = tenant_runtime.get("/instance")
+    assert instance.status_code == 200
+    body = instance.json()
+    assert body["crn"] == CRN_A and body["qctrl_enabled"] is False and body["plan"]
+
+
 def test_instance_usage(tenant_runtime: TestClient) -> None:
     usage = tenant_runtime.get("/instances/usage").json()
     assert usage["instance_id"] == CRN_A and isinstance(usage["usage_consumed_seconds"], float)

@@ -91,6 +91,10 @@ async def backend_defaults(request: Request) -> Response:
     return JSONResponse({})
 
 
+async def instance_details(request: Request) -> Response:
+    return JSONResponse(views.instance_view(instance_of(request)))
+
+
 async def instance_usage(request: Request) -> Response:
     state = state_of(request)
     instance = instance_of(request)
@@ -279,6 +283,10 @@ ENDPOINTS = [
     Endpoint(
         "GET", "/backends/{name}/defaults", backend_defaults, "Pulse defaults (none)",
         errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/instance", instance_details,
+        "The instance (clients up to 0.31 read `qctrl_enabled`)", tag="instances",
     ),
     Endpoint("GET", "/instances/usage", instance_usage, "The instance's usage", tag="instances"),
     Endpoint("GET", "/versions", versions, "API versions", public=True, tag="versions"),

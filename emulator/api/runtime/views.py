@@ -146,6 +146,19 @@ def status_view(backend: ServedBackend, queue_length: int, state: BackendState) 
     }
 
 
+def instance_view(instance: Instance) -> dict[str, Any]:
+    """`GET /instance` (singular): what clients up to 0.31 read when a service is created
+    (`qctrl_enabled`), with the instance's identity beside it."""
+    return {
+        "crn": instance.crn,
+        "name": instance.name,
+        "plan": instance.plan,
+        "plan_id": f"emulator-plan-{instance.plan}",
+        "region": instance.region,
+        "qctrl_enabled": False,
+    }
+
+
 def usage_view(instance: Instance, report: UsageReport) -> dict[str, Any]:
     """`GET /instances/usage`; the limit fields only when the instance has a limit (as IBM)."""
     body: dict[str, Any] = {
