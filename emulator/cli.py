@@ -71,9 +71,19 @@ def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also print the {BACKEND}_QRMI_IBM_QS_* exports that point qrmi at the emulator "
         "and its built-in object store (repeatable)",
     )
+    p.add_argument(
+        "--qrmi-qcs",
+        metavar="BACKEND",
+        action="append",
+        help="also print the {BACKEND}_QRMI_IBM_QCS_* exports for qrmi's Runtime resource "
+        "(ResourceType.IBMQuantumComputeService) on the emulator (repeatable)",
+    )
     p.add_argument("--bucket", default="qrmi", help="object-store bucket for --qrmi (default qrmi)")
     p.add_argument(
-        "--job-timeout", type=int, default=300, help="qrmi's timeout_secs for --qrmi (default 300)"
+        "--job-timeout",
+        type=int,
+        default=300,
+        help="qrmi's job timeout for --qrmi and --qrmi-qcs (default 300)",
     )
 
 
@@ -200,6 +210,22 @@ def qrmi_lines(
     return [f"export {backend}_{k}={shlex.quote(v)}" for k, v in values.items()]
 
 
+def qrmi_qcs_lines(
+    backend: str, base_url: str, api_key: str, instance_crn: str, timeout: int
+) -> list[str]:
+    """qrmi's variables for its Runtime (Quantum Compute Service) resource on one backend: the
+    Runtime API and IAM on the emulator (no object store: jobs go through the API)."""
+    base = base_url.rstrip("/")
+    values = {
+        "QRMI_IBM_QCS_ENDPOINT": f"{base}/api/v1",
+        "QRMI_IBM_QCS_IAM_ENDPOINT": f"{base}/iam",
+        "QRMI_IBM_QCS_IAM_APIKEY": api_key,
+        "QRMI_IBM_QCS_SERVICE_CRN": instance_crn,
+        "QRMI_IBM_QCS_TIMEOUT_SECONDS": str(timeout),
+    }
+    return [f"export {backend}_{k}={shlex.quote(v)}" for k, v in values.items()]
+
+
 def _served_info(url: str) -> dict[str, Any]:
     """The running emulator's `/_emulator/info`, so `env` matches however it was started."""
     import httpx
@@ -237,6 +263,8 @@ def cmd_env(args: argparse.Namespace) -> int:
         lines += qrmi_lines(
             backend, url, api_key, instance, args.bucket, args.job_timeout, settings, info
         )
+    for backend in args.qrmi_qcs or []:
+        lines += qrmi_qcs_lines(backend, url, api_key, instance, args.job_timeout)
     print("\n".join(lines))
     return 0
 

@@ -172,9 +172,10 @@ async def get_result(request: Request) -> Response:
     if text is None:
         # IBM: 204 "Job's final result not found" while there is nothing yet.
         return Response(status_code=204)
-    return Response(
-        text, media_type="application/json" if job.state.value == "completed" else "text/plain"
-    )
+    # IBM's spec types the result as a string, served as text: qrmi's generated client
+    # parses a JSON body as a JSON string and fails on the object; qiskit-ibm-runtime reads
+    # the text whatever the type.
+    return Response(text, media_type="text/plain")
 
 
 async def cancel_job(request: Request) -> Response:
