@@ -91,7 +91,7 @@ def test_any_prefix_before_api_v1(app_client: TestClient) -> None:
 
 def test_versions_need_no_token(app_client: TestClient) -> None:
     versions = app_client.get("/api/v1/versions").json()["versions"]
-    assert {"version": "2026-04-15", "status": "live"} in versions
+    assert {"version": "2026-04-15", "status": "current"} in versions  # the reference's word
 
 
 @pytest.mark.parametrize(
@@ -99,11 +99,14 @@ def test_versions_need_no_token(app_client: TestClient) -> None:
     [
         ("2026-04-15", "2026-04-15"),
         ("2027-01-01", "2026-04-15"),
-        ("2020-05-05", "2025-01-01"),
+        ("2020-05-05", "2024-01-01"),
+        ("2026-03-10", "2026-02-15"),
         ("not-a-date", "2026-04-15"),
     ],
 )
-def test_any_ibm_api_version_is_accepted(runtime: TestClient, asked: str, served: str) -> None:
+def test_any_ibm_api_version_is_served_as_the_one_in_force_then(
+    runtime: TestClient, asked: str, served: str
+) -> None:
     response = runtime.get("/backends", headers={"IBM-API-Version": asked})
     assert response.status_code == 200 and response.headers["IBM-API-Version"] == served
     error = runtime.get("/jobs/nope", headers={"IBM-API-Version": asked})
@@ -141,6 +144,45 @@ def test_backend_documents(runtime: TestClient) -> None:
 @pytest.mark.parametrize("suffix", ["configuration", "properties", "status", "defaults"])
 def test_unknown_backend_is_404(runtime: TestClient, suffix: str) -> None:
     assert_envelope(runtime.get(f"/backends/ibm_nowhere/{suffix}"), 404, "1007", "ibm_nowhere")
+
+
+def _as(version: str) -> dict[str, str]:
+    return {"IBM-API-Version": version}
+
+
+def test_the_backends_list_is_names_before_2025_and_objects_since(runtime: TestClient) -> None:
+    names = runtime.get("/backends", headers=_as("2024-01-01")).json()["devices"]
+    assert "fake_manila" in names and all(isinstance(n, str) for n in names)
+    objects = runtime.get("/backends", headers=_as("2025-01-01")).json()["devices"]
+    assert {d["name"] for d in objects} == set(names) and all("status" in d for d in objects)
+
+
+def test_versions_are_strings_until_the_2026_02_15_schemas_then_objects(
+    runtime: TestClient,
+) -> None:
+    old = runtime.get("/versions", headers=_as("2026-02-01")).json()["versions"]
+    assert old[0] == "2024-01-01" and old[-1] == "2026-04-15"
+    new = runtime.get("/versions").json()["versions"]  # no header: the current version
+    assert [v["version"] for v in new] == old
+    assert new[-1]["status"] == "current" and new[2]["sunset_date"] == "2027-01-01"
+
+
+def test_the_same_job_in_2025_05_01_and_2026_04_15_shapes(runtime: TestClient) -> None:
+    job_id = submit(runtime, sampler_body(tags=["versioned"]))
+    old_list = runtime.get("/jobs", params={"tags": "versioned"}, headers=_as("2025-05-01"))
+    (old_job,) = old_list.json()["jobs"]
+    assert {"seconds", "quantum_seconds"} <= set(old_job["usage"]) and "bss" in old_job
+    for params in ({"tags": "versioned"}, {"tags": "versioned", "exclude_params": "true"}):
+        (new_job,) = runtime.get("/jobs", params=params, headers=_as("2026-04-15")).json()["jobs"]
+        assert "bss" not in new_job and "seconds" not in new_job["usage"]
+    old = runtime.get(f"/jobs/{job_id}/metrics", headers=_as("2025-05-01")).json()
+    assert "bss" in old and "circuits_execution_time_ns" in old["usage"]
+    assert "circuits_execution_time_ns" not in old
+    new = runtime.get(f"/jobs/{job_id}/metrics", headers=_as("2026-04-15")).json()
+    assert "bss" not in new and "seconds" not in new["usage"]
+    assert "circuits_execution_time_ns" in new and "circuits_execution_time_ns" not in new["usage"]
+    between = runtime.get(f"/jobs/{job_id}/metrics", headers=_as("2026-03-15")).json()
+    assert "bss" not in between and "circuits_execution_time_ns" in between["usage"]
 
 
 def test_the_instance_as_clients_up_to_0_31_read_it(tenant_runtime: TestClient) -> None:

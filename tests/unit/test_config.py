@@ -97,13 +97,13 @@ def test_usage_limits_apply_to_every_instance_or_one() -> None:
     assert not hold.active and not hold.usage.refuses(a) and hold.usage.limit_for(a) == 1.0
 
 
-def test_any_api_version_is_served_as_the_nearest_supported_one() -> None:
+def test_any_api_version_is_served_as_the_one_in_force_at_that_date() -> None:
     from emulator.api.runtime.versions import API_VERSIONS, served_version
 
     latest = API_VERSIONS[-1]["version"]
     assert served_version("2026-04-15") == "2026-04-15"
     assert served_version("2026-04-20") == "2026-04-15"
-    assert served_version("2026-03-10") == "2026-03-15"
+    assert served_version("2026-03-10") == "2026-02-15"  # not the nearer, later 2026-03-15
     assert served_version("1999-01-01") == API_VERSIONS[0]["version"]
     assert served_version("2031-12-31") == latest
     assert served_version("banana") == latest and served_version(None) == latest

@@ -20,7 +20,15 @@ from emulator.api.boundary import (
 from emulator.api.openapi import ERRORS_LIST, Endpoint, dispatch_routes, document
 from emulator.api.query import query_of
 from emulator.api.runtime import errors, schemas, views
-from emulator.api.runtime.versions import API_VERSIONS, ApiVersion
+from emulator.api.runtime.versions import (
+    API_VERSIONS,
+    BACKENDS_AS_OBJECTS,
+    NO_BSS_NOR_USAGE_SECONDS,
+    VERSIONS_AS_OBJECTS,
+    ApiVersion,
+    since,
+    version_of,
+)
 from emulator.api.state import encode_json, instance_of, owner_of, state_of
 from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendDataNotFound, InvalidRequest
@@ -35,6 +43,9 @@ RUNTIME_PREFIX = "/api/v1"
 
 async def list_backends(request: Request) -> Response:
     state = state_of(request)
+    if not since(version_of(request), BACKENDS_AS_OBJECTS):
+        # API 2024-01-01: the names only (what clients up to 0.40 read without a header).
+        return JSONResponse({"devices": [b.name for b in state.backends.all()]})
     queued, availability = await store_read(state.jobs.backends_overview)
     devices = [
         views.device_view(b, queued.get(b.name, 0), availability[b.name])
@@ -103,7 +114,9 @@ async def instance_usage(request: Request) -> Response:
 
 
 async def versions(request: Request) -> Response:
-    return JSONResponse({"versions": API_VERSIONS})
+    if since(version_of(request), VERSIONS_AS_OBJECTS):
+        return JSONResponse({"versions": API_VERSIONS})
+    return JSONResponse({"versions": [v["version"] for v in API_VERSIONS]})
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -132,9 +145,13 @@ async def list_jobs(request: Request) -> Response:
         state.jobs.list_jobs, owner_of(request), flt, not exclude_params
     )
     rest = {"count": count, "limit": flt.limit, "offset": flt.offset}
-    if not exclude_params:
+    version = version_of(request)
+    if not exclude_params or not since(version, NO_BSS_NOR_USAGE_SECONDS):
         return JSONResponse(
-            {"jobs": [views.job_view(j, include_params=True) for j in jobs], **rest}
+            {
+                "jobs": [views.listed_job_view(j, not exclude_params, version) for j in jobs],
+                **rest,
+            }
         )
     # Final jobs are mostly the store cache's own objects, their views encoded once (as for
     # a status poll): the page is those bytes joined, in JSONResponse's own format.
@@ -203,7 +220,7 @@ async def job_metrics(request: Request) -> Response:
     job = await store_read(
         state_of(request).jobs.get_job, owner_of(request), request.path_params["job_id"]
     )
-    return JSONResponse(views.metrics_view(job))
+    return JSONResponse(views.metrics_view(job, version_of(request)))
 
 
 async def replace_tags(request: Request) -> Response:

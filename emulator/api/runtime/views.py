@@ -9,6 +9,12 @@ from typing import Any
 import qiskit
 
 from emulator.api.jsonio import parse_json
+from emulator.api.runtime.versions import (
+    EXECUTION_TIME_AT_ROOT,
+    LATEST,
+    NO_BSS_NOR_USAGE_SECONDS,
+    since,
+)
 from emulator.config import Instance
 from emulator.domain.admission import UsageReport
 from emulator.domain.backends import ServedBackend
@@ -93,25 +99,47 @@ def stored_params(job: JobSnapshot) -> Any:
         return None
 
 
-def metrics_view(job: JobSnapshot) -> dict[str, Any]:
-    """`GET /jobs/{id}/metrics` (IBM JobMetricsResponse) from the real timestamps."""
+def metrics_view(job: JobSnapshot, version: str = LATEST) -> dict[str, Any]:
+    """`GET /jobs/{id}/metrics` (IBM JobMetricsResponse) from the real timestamps, in the
+    shape of API `version`."""
     seconds = job.quantum_seconds or 0.0
-    return {
+    body: dict[str, Any] = {
         "timestamps": {
             "created": isoformat(job.created_at),
             "running": isoformat(job.running_at),
             "finished": isoformat(job.finished_at),
         },
-        "bss": {"seconds": round(seconds, 6)},
-        "usage": {
-            **_usage(job),
-            "quantum_seconds": round(seconds, 6),
-            "seconds": round(seconds, 6),
-        },
-        "circuits_execution_time_ns": int(seconds * 1e9),
+        "usage": _usage(job),
         "qiskit_version": qiskit.__version__,
         "caller": job.caller or "",
     }
+    if not since(version, NO_BSS_NOR_USAGE_SECONDS):
+        body.update(_billing(seconds))
+        body["usage"] = {**_usage(job), **body["usage"]}
+    execution_ns = int(seconds * 1e9)
+    if since(version, EXECUTION_TIME_AT_ROOT):
+        body["circuits_execution_time_ns"] = execution_ns
+    else:
+        body["usage"]["circuits_execution_time_ns"] = execution_ns
+    return body
+
+
+def _billing(seconds: float) -> dict[str, Any]:
+    """The fields API versions before 2026-03-15 carried on jobs and metrics."""
+    return {
+        "bss": {"seconds": round(seconds, 6)},
+        "usage": {"quantum_seconds": round(seconds, 6), "seconds": round(seconds, 6)},
+    }
+
+
+def listed_job_view(job: JobSnapshot, include_params: bool, version: str) -> dict[str, Any]:
+    """One job of `GET /jobs` in the shape of API `version`."""
+    body = job_view(job, include_params)
+    if not since(version, NO_BSS_NOR_USAGE_SECONDS):
+        billing = _billing(job.quantum_seconds or 0.0)
+        body["bss"] = billing["bss"]
+        body["usage"] = {**body["usage"], **billing["usage"]}
+    return body
 
 
 def device_view(backend: ServedBackend, queue_length: int, state: BackendState) -> dict[str, Any]:
