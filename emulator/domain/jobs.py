@@ -173,6 +173,8 @@ class JobFilter:
     created_before: datetime | None = None
     tags: tuple[str, ...] = ()
     descending: bool = True
+    hidden_backends: tuple[str, ...] = ()
+    """Backends whose jobs are left out (the mock ones, unless `include_mocks`)."""
 
 
 @dataclass(frozen=True)

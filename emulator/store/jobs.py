@@ -114,6 +114,7 @@ def _list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[Any], Se
         bool(flt.tags),
         flt.descending,
         with_params,
+        bool(flt.hidden_backends),
     )
     statements = _LIST_STATEMENTS.get(shape)
     if statements is None:
@@ -133,6 +134,8 @@ def _build_list_statements(flt: JobFilter, with_params: bool) -> tuple[Select[An
         conditions.append(jobs.c.backend == bindparam("backend"))
     if flt.session_id:
         conditions.append(jobs.c.session_id == bindparam("session_id"))
+    if flt.hidden_backends:
+        conditions.append(jobs.c.backend.not_in(bindparam("hidden_backends", expanding=True)))
     if flt.created_after:
         conditions.append(jobs.c.created_at >= bindparam("created_after"))
     if flt.created_before:
@@ -413,6 +416,8 @@ class Repository:
         if flt.tags:
             wanted = sorted(set(flt.tags))
             values["tags"], values["tag_count"] = wanted, len(wanted)
+        if flt.hidden_backends:
+            values["hidden_backends"] = list(flt.hidden_backends)
         # Values a shape's statements do not name are ignored by SQLAlchemy.
         if with_params:
             with self._read() as conn, conn.begin():

@@ -127,6 +127,8 @@ def test_backend_list_has_what_least_busy_reads(runtime: TestClient) -> None:
     assert devices["ibm_brisbane"]["status"]["name"] == "online"
     assert isinstance(devices["ibm_brisbane"]["queue_length"], int)
     assert devices["mock_fez"]["class"] == "mock"
+    plain = {d["name"] for d in runtime.get("/backends").json()["devices"]}
+    assert plain == set(devices) - {"mock_fez", "mock_brisbane", "mock_manila"}
 
 
 def test_backend_documents(runtime: TestClient) -> None:

@@ -70,3 +70,19 @@ def test_an_unknown_calibration_is_not_found(
         },
     )
     assert refused.status_code == 400 and "calibration_id" in refused.text
+
+
+def test_dry_run_backends_and_jobs_are_shown_only_with_include_mocks(
+    service: QiskitRuntimeService, api: httpx.Client
+) -> None:
+    assert "mock_fez" not in {b.name for b in service.backends()}
+    assert "mock_fez" in {b.name for b in service.backends(include_mocks=True)}
+    assert "mock_fez" not in {d["name"] for d in api.get("/backends").json()["devices"]}
+    fez = service.backend("ibm_fez")
+    job = SamplerV2(mode=fez).run([isa(fez, bell())], shots=20, dry_run=True)
+    job.result()
+    assert job.backend().name == "mock_fez"
+    assert job.job_id() not in {j.job_id() for j in service.jobs(limit=None)}
+    assert job.job_id() in {j.job_id() for j in service.jobs(limit=None, include_mocks=True)}
+    named = api.get("/jobs", params={"backend": "mock_fez"}).json()["jobs"]
+    assert job.job_id() in {j["id"] for j in named}  # a filter that names the mock shows it

@@ -43,14 +43,18 @@ RUNTIME_PREFIX = "/api/v1"
 
 async def list_backends(request: Request) -> Response:
     state = state_of(request)
+    # Mock (dry-run) backends only when asked for; the client always asks, then hides them
+    # itself unless its caller wants them.
+    shown = [
+        b
+        for b in state.backends.all()
+        if not b.mock or query_of(request, schemas.BACKENDS_QUERY)["include_mocks"]
+    ]
     if not since(version_of(request), BACKENDS_AS_OBJECTS):
         # API 2024-01-01: the names only (what clients up to 0.40 read without a header).
-        return JSONResponse({"devices": [b.name for b in state.backends.all()]})
+        return JSONResponse({"devices": [b.name for b in shown]})
     queued, availability = await store_read(state.jobs.backends_overview)
-    devices = [
-        views.device_view(b, queued.get(b.name, 0), availability[b.name])
-        for b in state.backends.all()
-    ]
+    devices = [views.device_view(b, queued.get(b.name, 0), availability[b.name]) for b in shown]
     return JSONResponse({"devices": devices})
 
 
@@ -139,8 +143,9 @@ async def create_job(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    flt, exclude_params = schemas.job_filter(query_of(request, schemas.JOB_LIST_QUERY))
     state = state_of(request)
+    mocks = tuple(b.name for b in state.backends.all() if b.mock)
+    flt, exclude_params = schemas.job_filter(query_of(request, schemas.JOB_LIST_QUERY), mocks)
     jobs, count = await store_read(
         state.jobs.list_jobs, owner_of(request), flt, not exclude_params
     )
@@ -284,7 +289,10 @@ _JOB = {"type": "object", "required": ["id", "backend", "state", "status", "prog
 _TEXT = ("text/plain",)
 # The one table: Starlette's routes and the OpenAPI document (GET /api/openapi.json) come from it.
 ENDPOINTS = [
-    Endpoint("GET", "/backends", list_backends, "Backends: names, status, queue", tag="backends"),
+    Endpoint(
+        "GET", "/backends", list_backends, "Backends: names, status, queue",
+        query=schemas.BACKENDS_QUERY, tag="backends",
+    ),
     Endpoint(
         "GET", "/backends/{name}/configuration", backend_configuration,
         "A backend's configuration", query=schemas.CONFIGURATION_QUERY, errors=(404,),

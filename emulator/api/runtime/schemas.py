@@ -169,6 +169,10 @@ JOB_LIST_QUERY = (
         case_insensitive=True,
     ),
     Param("exclude_params", "boolean", "leave out each job's params", default=False),
+    Param("include_mocks", "boolean", "also the jobs of mock_* (dry-run) backends", default=False),
+)
+BACKENDS_QUERY = (
+    Param("include_mocks", "boolean", "also the mock_* (dry-run) backends", default=False),
 )
 JOB_QUERY = (Param("exclude_params", "boolean", "leave out the job's params", default=False),)
 TAGS_QUERY = (
@@ -193,8 +197,11 @@ def parse_datetime(value: str, field: str) -> datetime:
     return query_datetime(value, field)
 
 
-def job_filter(q: Mapping[str, Any]) -> tuple[JobFilter, bool]:
-    """`GET /jobs` query, parsed by JOB_LIST_QUERY → (filter, exclude_params)."""
+def job_filter(
+    q: Mapping[str, Any], mocks: tuple[str, ...] = ()
+) -> tuple[JobFilter, bool]:
+    """`GET /jobs` query, parsed by JOB_LIST_QUERY → (filter, exclude_params). The jobs of the
+    `mocks` backends are left out unless `include_mocks` (or the filter names the backend)."""
     flt = JobFilter(
         limit=q["limit"],
         offset=q["offset"],
@@ -206,6 +213,7 @@ def job_filter(q: Mapping[str, Any]) -> tuple[JobFilter, bool]:
         created_before=q["created_before"],
         tags=q["tags"],
         descending=q["sort"] == "DESC",
+        hidden_backends=() if q["include_mocks"] else tuple(m for m in mocks if m != q["backend"]),
     )
     return flt, bool(q["exclude_params"])
 
