@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qiskit.primitives.containers import PrimitiveResult, PubResult
+from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import SparseObservable
@@ -29,6 +30,7 @@ from emulator.simulation.params import (
     new_seed,
     optional_seed,
     parse_params_json,
+    positive_int,
     positive_real,
     sanitize,
 )
@@ -40,7 +42,13 @@ if TYPE_CHECKING:
     from emulator.domain.snapshots import BackendSnapshot
     from emulator.simulation.methods import Policy
 
-_USED_OPTIONS = {"default_precision", "seed_estimator", "simulator", "resilience_level"}
+_USED_OPTIONS = {
+    "default_precision",
+    "default_shots",
+    "seed_estimator",
+    "simulator",
+    "resilience_level",
+}
 _PAULI_TERMS = frozenset(
     int(t)
     for t in (SparseObservable.BitTerm.X, SparseObservable.BitTerm.Y, SparseObservable.BitTerm.Z)
@@ -79,6 +87,10 @@ def prepare_estimator(params: Any, snapshot: BackendSnapshot) -> EstimatorJob:
         )
     if params.get("precision") is not None:
         default_precision = positive_real(params["precision"], "params.precision")
+    if options.get("default_shots") is not None:
+        # IBM: default_shots overrides default_precision, as precision 1/√shots.
+        shots = positive_int(options["default_shots"], "params.options.default_shots")
+        default_precision = 1 / math.sqrt(shots)
 
     seed = optional_seed(options.get("seed_estimator"), "params.options.seed_estimator")
     seed_source = "options.seed_estimator"
@@ -168,16 +180,33 @@ def observable_support(observables: ObservablesArray) -> set[int]:
     return support
 
 
+def pub_shots(pub: EstimatorPub) -> int:
+    """The shots a precision stands for (IBM: shots = ⌈1/precision²⌉)."""
+    return max(1, math.ceil(1 / float(pub.precision) ** 2))
+
+
+def _bounded(data: DataBin, pub: EstimatorPub) -> DataBin:
+    """The pub's values within what each observable can take (±Σ|coefficients|): the shot
+    noise drawn around a value near ±1 must not leave the physical range."""
+    observables = pub.observables.sparse_observables_array()
+    norms = [float(np.sum(np.abs(o.coeffs))) for o in observables.ravel()]
+    limit = np.broadcast_to(np.reshape(norms, observables.shape), pub.shape)
+    evs = np.clip(np.asarray(data.evs, dtype=float), -limit, limit)
+    return DataBin(evs=evs, stds=data.stds, shape=pub.shape)
+
+
 def shape_result(
     result: PrimitiveResult, pubs: list[EstimatorPub], simulator: dict[str, str] | None = None
 ) -> PrimitiveResult:
-    """IBM-shaped result: evs/stds with {target_precision, circuit_metadata} per pub; the
-    emulator's `simulator` (method, why, noise) beside the version."""
+    """IBM-shaped result: evs (within the observables' range)/stds with {target_precision,
+    shots, circuit_metadata} per pub; the emulator's `simulator` (method, why, noise) beside
+    the version."""
     pub_results = [
         PubResult(
-            pub_result.data,
+            _bounded(pub_result.data, pub),
             metadata={
                 "target_precision": float(pub.precision),
+                "shots": pub_shots(pub),
                 "circuit_metadata": sanitize(dict(pub.circuit.metadata or {})),
             },
         )
@@ -193,10 +222,6 @@ def estimate_stabilizer(
 ) -> PrimitiveResult:
     """Every pub's expectation values from stim samples (`stabilizer.py`): 1/precision² shots
     per Pauli term, stds the standard error of those samples."""
-    import math
-
-    from qiskit.primitives.containers import DataBin
-
     from emulator.simulation.noise import backend_target
     from emulator.simulation.stabilizer import PauliNoise, pauli_expectation, to_stim
 

@@ -24,7 +24,7 @@ from emulator.simulation import Policy, ProgramFailure, run_program
 from emulator.simulation.methods import choose_method, refuse_beyond, statevector_seconds
 from emulator.simulation.noise import active_qubits, backend_target, noise_model_for
 from emulator.simulation.stabilizer import PauliNoise, clifford_reason, sample, to_stim
-from tests.circuits import dense_circuit, ghz, long_running_circuit
+from tests.circuits import bell, dense_circuit, ghz, long_running_circuit
 
 BRISBANE = load_snapshot("ibm_brisbane", "brisbane")
 
@@ -341,3 +341,39 @@ def test_a_wide_noisy_non_clifford_estimator_job_is_refused_too() -> None:
             BRISBANE,
             policy=Policy(max_job_seconds=300),
         )
+
+
+# -- estimator fidelity: physical values, shots in the metadata, default_shots ------------------
+
+
+def _estimate(circuit: QuantumCircuit, observables: list, **options: object) -> object:
+    params = {"pubs": [[circuit, observables]], "version": 2, "options": options}
+    out = run_program("estimator", json.dumps(params, cls=RuntimeEncoder), BRISBANE)
+    return json.loads(out.result, cls=RuntimeDecoder)[0]
+
+
+def test_expectation_values_stay_within_what_the_observable_can_take() -> None:
+    """⟨Z⟩ of |0> is 1; the shot noise drawn around it must not push it past 1."""
+    circuit = QuantumCircuit(1)
+    circuit.id(0)
+    circuit = on_brisbane(circuit)
+    z = SparsePauliOp("Z").apply_layout(circuit.layout)
+    two_z = SparsePauliOp(["Z", "I"], [1.5, 0.5]).apply_layout(circuit.layout)
+    for seed in range(8):
+        pub = _estimate(
+            circuit,
+            [z, two_z],
+            seed_estimator=seed,
+            default_precision=0.2,
+            simulator={"noise_model": NoiseModel()},
+        )
+        assert np.all(pub.data.evs[0] <= 1.0) and np.all(pub.data.evs[1] <= 2.0)
+        assert pub.metadata["shots"] == 25 and pub.metadata["target_precision"] == 0.2
+
+
+def test_default_shots_sets_the_precision_and_the_reported_shots() -> None:
+    circuit = on_brisbane(bell(measure=False))
+    zz = SparsePauliOp("ZZ").apply_layout(circuit.layout)
+    pub = _estimate(circuit, [zz], default_shots=400, seed_estimator=1)
+    assert pub.metadata["shots"] == 400 and pub.metadata["target_precision"] == 0.05
+    assert np.allclose(pub.data.stds, 0.05)
