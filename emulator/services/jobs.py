@@ -44,11 +44,13 @@ from emulator.domain.jobs import (
 )
 from emulator.domain.sessions import check_session_admits
 from emulator.domain.storage_urls import StoragePolicy
+from emulator.domain.workloads import WorkloadFilter, WorkloadPage
 from emulator.services.hooks import ExecutionHooks, NoExecution
 from emulator.services.watch import JobWatch
 from emulator.store.controls import ControlStore
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
+from emulator.store.workloads import list_workloads
 
 
 class JobService:
@@ -273,6 +275,10 @@ class JobService:
         self, owner: Owner, flt: JobFilter, with_params: bool = False
     ) -> tuple[list[JobSnapshot], int]:
         return self.repo.list_jobs(owner, flt, with_params)
+
+    def list_workloads(self, owner: Owner, flt: WorkloadFilter) -> WorkloadPage:
+        """The owner's standalone jobs and sessions as one paged list (`GET /workloads`)."""
+        return list_workloads(self.repo.engine, owner, flt)
 
     def get_result(self, owner: Owner, job_id: str) -> tuple[JobSnapshot, str | None]:
         """The result text of a completed job, or the failure text of a failed one.

@@ -389,3 +389,26 @@ def test_properties_honour_updated_before(runtime: TestClient) -> None:
     assert_envelope(earlier, 404, "1009", "ibm_fez")
     bad = runtime.get(props, params={"updated_before": "last week"})
     assert_envelope(bad, 400, "1002", "updated_before")
+
+
+# -- workloads ---------------------------------------------------------------------------------
+
+
+def test_workloads_pages_with_hrefs_and_refuses_a_forged_cursor(runtime: TestClient) -> None:
+    made = [submit(runtime, sampler_body(tags=["wl-page"])) for _ in range(3)]
+    first = runtime.get("/workloads", params={"tags": "wl-page", "limit": 2}).json()
+    assert [w["id"] for w in first["workloads"]] == made[:2]
+    assert first["total_count"] == 3 and first["limit"] == 2 and "previous" not in first
+    workload = first["workloads"][0]
+    assert workload["mode"] == "job" and workload["status"] == "pending"
+    assert workload["tags"] == ["wl-page"] and workload["accepting_jobs"] is None
+    href = first["next"]["href"]
+    assert "tags=wl-page" in href and "next=" in href
+    second = runtime.get(href.split("/api/v1", 1)[1]).json()
+    assert [w["id"] for w in second["workloads"]] == made[2:]
+    assert "next" not in second and "previous" in second
+    newest = runtime.get("/workloads", params={"tags": "wl-page", "sort": "-createdAt"})
+    assert [w["id"] for w in newest.json()["workloads"]] == made[::-1]
+    assert_envelope(runtime.get("/workloads", params={"next": "forged"}), 400, "1002", "next")
+    assert_envelope(runtime.get("/workloads", params={"status": "lost"}), 400, "1002", "status")
+    assert_envelope(runtime.get("/workloads", params={"limit": 51}), 400, "1002", "limit")

@@ -170,6 +170,38 @@ async def list_jobs(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def list_workloads(request: Request) -> Response:
+    state = state_of(request)
+    mocks = tuple(b.name for b in state.backends.all() if b.mock)
+    query = query_of(request, schemas.WORKLOADS_QUERY)
+    flt = schemas.workload_filter(query, mocks)
+    page = await store_read(state.jobs.list_workloads, owner_of(request), flt)
+    instance = instance_of(request).crn
+    body: dict[str, Any] = {
+        "workloads": [views.workload_view(w, instance) for w in page.workloads],
+        "total_count": page.total,
+        "limit": flt.limit,
+    }
+    # Cursors continue from the page's ends; every other query parameter is kept.
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("next", "previous")]
+    if page.has_next and page.workloads:
+        last = page.workloads[-1]
+        body["next"] = {"href": _page_href(request, kept, "next", last)}
+    if page.has_previous and page.workloads:
+        first = page.workloads[0]
+        body["previous"] = {"href": _page_href(request, kept, "previous", first)}
+    return JSONResponse(body)
+
+
+def _page_href(request: Request, kept: list[tuple[str, str]], name: str, at: Any) -> str:
+    from urllib.parse import urlencode
+
+    from emulator.domain.workloads import Cursor
+
+    query = urlencode([*kept, (name, Cursor(at.created, at.id).encode())])
+    return str(request.url.replace(query=query))
+
+
 async def job_status(request: Request) -> Response:
     exclude = query_of(request, schemas.JOB_QUERY)["exclude_params"]
     state = state_of(request)
@@ -309,6 +341,11 @@ ENDPOINTS = [
     Endpoint(
         "GET", "/backends/{name}/defaults", backend_defaults, "Pulse defaults (none)",
         errors=(404,), tag="backends",
+    ),
+    Endpoint(
+        "GET", "/workloads", list_workloads, "The instance's jobs and sessions, cursor-paged",
+        query=schemas.WORKLOADS_QUERY, tag="workloads",
+        ok_schema={"type": "object", "required": ["workloads", "total_count", "limit"]},
     ),
     Endpoint(
         "GET", "/instance", instance_details,

@@ -11,6 +11,7 @@ from emulator.api.query import parse_datetime as query_datetime
 from emulator.domain.errors import InvalidRequest, TooManyTags
 from emulator.domain.jobs import JobFilter, JobRequest
 from emulator.domain.sessions import SessionMode, SessionRequest
+from emulator.domain.workloads import WORKLOAD_MODES, WORKLOAD_STATUSES, Cursor, WorkloadFilter
 
 MAX_TAGS = 8
 MAX_TAG_LENGTH = 86
@@ -171,6 +172,59 @@ JOB_LIST_QUERY = (
     Param("exclude_params", "boolean", "leave out each job's params", default=False),
     Param("include_mocks", "boolean", "also the jobs of mock_* (dry-run) backends", default=False),
 )
+WORKLOADS_QUERY = (
+    Param("user", "string", "whose workloads: only `me`", choices=("me",)),
+    Param(
+        "sort", "string", "by creation time, `-` for newest first", default="createdAt",
+        choices=("createdAt", "-createdAt"),
+    ),
+    Param("limit", "integer", "workloads per page", default=10, minimum=1, maximum=50),
+    Param("next", "string", "cursor of the next page (from `next.href`)", max_length=200),
+    Param("previous", "string", "cursor of the previous page", max_length=200),
+    Param("backend", "string", "backend name", max_length=128),
+    Param("search", "string", "text in the workload's id or tags", max_length=100),
+    Param(
+        "status", "string", "statuses to keep", repeated=True, aliases=("status[]",),
+        choices=WORKLOAD_STATUSES,
+    ),
+    Param("mode", "string", "job, session or batch", choices=WORKLOAD_MODES),
+    Param("created_after", "date-time", "created at or after this time"),
+    Param("created_before", "date-time", "created at or before this time"),
+    Param(
+        "tags", "string", "jobs carrying every tag given", repeated=True, aliases=("tags[]",),
+        max_length=MAX_TAG_LENGTH,
+    ),
+    Param("include_mocks", "boolean", "also mock_* (dry-run) backends", default=False),
+)
+
+
+def workload_filter(q: Mapping[str, Any], mocks: tuple[str, ...] = ()) -> WorkloadFilter:
+    """`GET /workloads` query, parsed by WORKLOADS_QUERY; a cursor it cannot read is a 400."""
+    cursors: dict[str, Cursor | None] = {}
+    for name in ("next", "previous"):
+        token = q[name]
+        try:
+            cursors[name] = Cursor.decode(token) if token else None
+        except ValueError:
+            raise InvalidRequest(name, "is not a cursor this API gave out") from None
+    if cursors["next"] is not None and cursors["previous"] is not None:
+        raise InvalidRequest("previous", "cannot be given with next")
+    return WorkloadFilter(
+        limit=q["limit"],
+        descending=q["sort"] == "-createdAt",
+        after=cursors["next"],
+        before=cursors["previous"],
+        backend=q["backend"],
+        search=q["search"],
+        statuses=tuple(q["status"] or ()),
+        mode=q["mode"],
+        created_after=q["created_after"],
+        created_before=q["created_before"],
+        tags=tuple(q["tags"] or ()),
+        hidden_backends=() if q["include_mocks"] else tuple(m for m in mocks if m != q["backend"]),
+    )
+
+
 BACKENDS_QUERY = (
     Param("include_mocks", "boolean", "also the mock_* (dry-run) backends", default=False),
 )

@@ -23,6 +23,7 @@ from emulator.domain.errors import InvalidRequest
 from emulator.domain.jobs import JobEvent, JobSnapshot, JobState, isoformat
 from emulator.domain.outcomes import RAN_TOO_LONG
 from emulator.domain.sessions import SessionSnapshot, SessionState
+from emulator.domain.workloads import Workload
 
 # The client treats only these five values as meaningful; anything else is polled forever.
 STATUS = {
@@ -172,6 +173,33 @@ def status_view(backend: ServedBackend, queue_length: int, state: BackendState) 
         "length_queue": queue_length,
         "backend_version": backend.snapshot.backend_version,
     }
+
+
+def workload_view(workload: Workload, instance: str) -> dict[str, Any]:
+    """One entry of `GET /workloads` (IBM WorkloadResponse)."""
+    body: dict[str, Any] = {
+        "id": workload.id,
+        "created": isoformat(workload.created),
+        "backend": workload.backend,
+        "instance": instance,
+        "user_id": USER_ID,
+        "accepting_jobs": workload.accepting_jobs,
+        "mode": workload.mode,
+        "status": workload.status,
+        "tags": list(workload.tags),
+    }
+    if workload.ended is not None:
+        body["ended"] = isoformat(workload.ended)
+    if workload.mode == "job" and workload.status_reason:
+        body["status_reason"] = workload.status_reason
+    if workload.seconds is not None:
+        seconds = round(workload.seconds, 6)
+        body["usage_seconds"] = seconds  # deprecated by IBM, still in the schema
+        body["usage"] = {"qpu_charge_time_seconds": seconds}
+        if workload.mode == "job":
+            body["usage"]["status"] = "complete" if workload.ended is not None else "pending"
+            body["estimated_running_time_seconds"] = seconds
+    return body
 
 
 def instance_view(instance: Instance) -> dict[str, Any]:
