@@ -272,9 +272,7 @@ def run_estimator(
         AER_DEFAULT_SHOTS,
         Policy,
         Run,
-        mps_cost,
-        refuse_beyond,
-        statevector_cost,
+        refuse_if_too_long,
     )
     from emulator.simulation.noise import active_qubits, make_simulator
 
@@ -306,12 +304,7 @@ def run_estimator(
             policy, circuits, active, job.simulator, snapshot, log, runs, program="estimator"
         )
         ideal = job.simulator.noise_model is not None
-        if choice.method == MATRIX_PRODUCT_STATE:
-            refuse_beyond(policy.max_job_seconds, *mps_cost(runs, noisy=not ideal))
-        elif noise_model is not None:
-            refuse_beyond(
-                policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
-            )
+        refuse_if_too_long(policy.max_job_seconds, choice, runs, noise_model, ideal)
         log.append(f"seed: {seed} ({seed_source})")
         if job.resilience_level is not None:
             log.append(

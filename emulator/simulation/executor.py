@@ -219,8 +219,7 @@ def run_executor(
     from emulator.simulation.methods import (
         Policy,
         Run,
-        refuse_beyond,
-        statevector_cost,
+        refuse_if_too_long,
         statevector_only,
     )
     from emulator.simulation.noise import active_qubits, make_simulator, noise_model_for
@@ -264,9 +263,7 @@ def run_executor(
             f"{format_qubits(active)} the circuits use"
         )
         noise_model = noise_model_for(snapshot, active)
-        refuse_beyond(
-            policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
-        )
+        refuse_if_too_long(policy.max_job_seconds, choice, runs, noise_model, ideal=False)
         simulator = make_simulator(noise_model, choice.aer_method)
 
         seed = job.options.simulator.seed_simulator

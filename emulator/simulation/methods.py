@@ -285,6 +285,22 @@ def statevector_cost(
     return total, f"statevector of {qubits} qubits, {operations} operations, {shots} shots {how}"
 
 
+def refuse_if_too_long(
+    limit_seconds: int,
+    choice: Choice,
+    runs: Sequence[Run],
+    noise_model: NoiseModel | None,
+    ideal: bool,
+) -> None:
+    """Fail the job before it runs when its method's low estimate passes `--max-job-seconds`
+    (the stabilizer path is linear in circuit and shots: never refused). `noise_model` is
+    Aer's for the statevector family; `ideal`: the job asked for an ideal NoiseModel."""
+    if choice.method == MATRIX_PRODUCT_STATE:
+        refuse_beyond(limit_seconds, *mps_cost(runs, noisy=not ideal))
+    elif noise_model is not None:
+        refuse_beyond(limit_seconds, *statevector_cost(runs, noise_model, choice.aer_method))
+
+
 def mps_cost(runs: Iterable[Run], noisy: bool) -> tuple[float, str]:
     """A low estimate of the seconds of MPS runs (their operations; the bond dimension's
     work is only bounded from above), and the figures of the widest."""

@@ -151,7 +151,7 @@ def run_sampler(
 
     from emulator.domain.methods import MATRIX_PRODUCT_STATE, STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
-    from emulator.simulation.methods import Policy, Run, mps_cost, refuse_beyond, statevector_cost
+    from emulator.simulation.methods import Policy, Run, refuse_if_too_long
     from emulator.simulation.noise import active_qubits, make_simulator
 
     log: list[str] = []
@@ -177,12 +177,7 @@ def run_sampler(
             policy, circuits, active, job.simulator, snapshot, log, runs
         )
         ideal = job.simulator.noise_model is not None
-        if choice.method == MATRIX_PRODUCT_STATE:
-            refuse_beyond(policy.max_job_seconds, *mps_cost(runs, noisy=not ideal))
-        elif noise_model is not None:
-            refuse_beyond(
-                policy.max_job_seconds, *statevector_cost(runs, noise_model, choice.aer_method)
-            )
+        refuse_if_too_long(policy.max_job_seconds, choice, runs, noise_model, ideal)
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
         log.append(f"seed_simulator: {seed} ({source})")
         if job.ignored_options:

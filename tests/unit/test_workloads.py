@@ -7,16 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator.domain.jobs import NewJob, Owner
 from emulator.domain.sessions import SessionMode, SessionPolicy
 from emulator.domain.workloads import Cursor, WorkloadFilter
 from emulator.store.db import create_store_engine
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
 from emulator.store.workloads import list_workloads
-
-A = Owner("crn:a")
-B = Owner("crn:b")
+from tests.unit.test_store import A, B, new
 
 
 @pytest.fixture()
@@ -26,31 +23,17 @@ def repo(database_url: str) -> Iterator[Repository]:
     engine.dispose()
 
 
-def job(repo: Repository, job_id: str, owner: Owner = A, **kw: object) -> None:
-    repo.create_job(
-        NewJob(
-            id=job_id,
-            instance=owner.instance,
-            api=owner.api,
-            program_id="sampler",
-            backend=str(kw.pop("backend", "ibm_brisbane")),
-            params="{}",
-            **kw,
-        )  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture()
 def filled(repo: Repository) -> Repository:
     """j1, j2 (tagged), a session s1 with j3 inside, j4 on a mock, and B's own job."""
-    job(repo, "j1")
-    job(repo, "j2", tags=("alpha", "beta"))
+    new(repo, "j1")
+    new(repo, "j2", tags=("alpha", "beta"))
     SessionStore(repo, SessionPolicy()).create(
         "s1", A.instance, "ibm_brisbane", SessionMode.BATCH, 600
     )
-    job(repo, "j3", session_id="s1")
-    job(repo, "j4", backend="mock_fez")
-    job(repo, "x1", owner=B)
+    new(repo, "j3", session_id="s1")
+    new(repo, "j4", backend="mock_fez")
+    new(repo, "x1", owner=B)
     return repo
 
 
