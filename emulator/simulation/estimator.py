@@ -191,7 +191,8 @@ def _bounded(data: DataBin, pub: EstimatorPub) -> DataBin:
     observables = pub.observables.sparse_observables_array()
     norms = [float(np.sum(np.abs(o.coeffs))) for o in observables.ravel()]
     limit = np.broadcast_to(np.reshape(norms, observables.shape), pub.shape)
-    evs = np.clip(np.asarray(data.evs, dtype=float), -limit, limit)
+    # np.clip of a 0-d array is a scalar: keep the pub's shape (a float has no `.shape`).
+    evs = np.asarray(np.clip(np.asarray(data.evs, dtype=float), -limit, limit)).reshape(pub.shape)
     return DataBin(evs=evs, stds=data.stds, shape=pub.shape)
 
 

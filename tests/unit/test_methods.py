@@ -371,6 +371,16 @@ def test_expectation_values_stay_within_what_the_observable_can_take() -> None:
         assert pub.metadata["shots"] == 25 and pub.metadata["target_precision"] == 0.2
 
 
+def test_a_single_observable_pub_keeps_its_shape() -> None:
+    """A pub of one observable has shape (): its evs stay a 0-d array (clients read .shape)."""
+    circuit = on_brisbane(bell(measure=False))
+    zz = SparsePauliOp("ZZ").apply_layout(circuit.layout)
+    params = {"pubs": [[circuit, zz]], "version": 2, "options": {"seed_estimator": 3}}
+    out = run_program("estimator", json.dumps(params, cls=RuntimeEncoder), BRISBANE)
+    pub = json.loads(out.result, cls=RuntimeDecoder)[0]
+    assert isinstance(pub.data.evs, np.ndarray) and pub.data.evs.shape == ()
+
+
 def test_default_shots_sets_the_precision_and_the_reported_shots() -> None:
     circuit = on_brisbane(bell(measure=False))
     zz = SparsePauliOp("ZZ").apply_layout(circuit.layout)
