@@ -140,9 +140,28 @@ class Plan:
         return runs * (self.operations * SECONDS_PER_OPERATION + work)
 
 
+# A job's circuit is planned by the method choice, the cost estimate and the simulation (each
+# walk is ~50 ms at 60 qubits): remembered per circuit object, the object held so its id stays
+# unique, bounded (a worker process runs one job at a time).
+_plans: dict[tuple[int, int, frozenset[int]], tuple[QuantumCircuit, Plan]] = {}
+_MAX_PLANS = 64
+
+
 def plan(circuit: QuantumCircuit, cap: int = MAX_BOND, extra: Iterable[int] = ()) -> Plan:
     """Order the circuit's qubits (and `extra` ones, e.g. an observable's) for an MPS and
-    bound its bond dimension over time."""
+    bound its bond dimension over time (`_plan`), once per circuit object."""
+    key = (id(circuit), cap, frozenset(extra))
+    found = _plans.get(key)
+    if found is not None and found[0] is circuit:
+        return found[1]
+    layout = _plan(circuit, cap, key[2])
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    _plans[key] = (circuit, layout)
+    return layout
+
+
+def _plan(circuit: QuantumCircuit, cap: int, extra: Iterable[int]) -> Plan:
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
