@@ -51,6 +51,10 @@ class BackendRegistry:
     def all(self) -> list[ServedBackend]:
         return list(self._backends.values())
 
+    def mock_names(self) -> tuple[str, ...]:
+        """The `mock_*` (dry-run) twins, which listings show only with `include_mocks`."""
+        return tuple(name for name, b in self._backends.items() if b.mock)
+
     def specs(self) -> list[tuple[str, str]]:
         """(served name, snapshot source) pairs, for worker processes."""
         return [(b.name, b.snapshot.source) for b in self._backends.values()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -33,6 +34,7 @@ from emulator.api.state import encode_json, instance_of, owner_of, state_of
 from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendDataNotFound, InvalidRequest
 from emulator.domain.jobs import Api, utcnow
+from emulator.domain.workloads import Cursor, Workload
 
 PUBLIC_PATHS = ("/versions",)
 RUNTIME_PREFIX = "/api/v1"
@@ -45,11 +47,8 @@ async def list_backends(request: Request) -> Response:
     state = state_of(request)
     # Mock (dry-run) backends only when asked for; the client always asks, then hides them
     # itself unless its caller wants them.
-    shown = [
-        b
-        for b in state.backends.all()
-        if not b.mock or query_of(request, schemas.BACKENDS_QUERY)["include_mocks"]
-    ]
+    with_mocks = query_of(request, schemas.BACKENDS_QUERY)["include_mocks"]
+    shown = [b for b in state.backends.all() if with_mocks or not b.mock]
     if not since(version_of(request), BACKENDS_AS_OBJECTS):
         # API 2024-01-01: the names only (what clients up to 0.40 read without a header).
         return JSONResponse({"devices": [b.name for b in shown]})
@@ -144,7 +143,7 @@ async def create_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     state = state_of(request)
-    mocks = tuple(b.name for b in state.backends.all() if b.mock)
+    mocks = state.backends.mock_names()
     flt, exclude_params = schemas.job_filter(query_of(request, schemas.JOB_LIST_QUERY), mocks)
     jobs, count = await store_read(
         state.jobs.list_jobs, owner_of(request), flt, not exclude_params
@@ -172,7 +171,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def list_workloads(request: Request) -> Response:
     state = state_of(request)
-    mocks = tuple(b.name for b in state.backends.all() if b.mock)
+    mocks = state.backends.mock_names()
     query = query_of(request, schemas.WORKLOADS_QUERY)
     flt = schemas.workload_filter(query, mocks)
     page = await store_read(state.jobs.list_workloads, owner_of(request), flt)
@@ -193,11 +192,7 @@ async def list_workloads(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _page_href(request: Request, kept: list[tuple[str, str]], name: str, at: Any) -> str:
-    from urllib.parse import urlencode
-
-    from emulator.domain.workloads import Cursor
-
+def _page_href(request: Request, kept: list[tuple[str, str]], name: str, at: Workload) -> str:
     query = urlencode([*kept, (name, Cursor(at.created, at.id).encode())])
     return str(request.url.replace(query=query))
 
