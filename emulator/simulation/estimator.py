@@ -12,7 +12,8 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import SparseObservable
 
-from emulator.simulation.errors import InvalidParams
+from emulator.simulation.errors import REASON_INVALID_JOB, InvalidParams, ProgramFailure
+from emulator.simulation.mitigation import Mitigation, describe, mitigation_options
 from emulator.simulation.params import (
     DEFAULT_PRECISION,
     RunOutput,
@@ -48,6 +49,9 @@ _USED_OPTIONS = {
     "seed_estimator",
     "simulator",
     "resilience_level",
+    "resilience",
+    "twirling",
+    "dynamical_decoupling",
 }
 _PAULI_TERMS = frozenset(
     int(t)
@@ -63,7 +67,7 @@ class EstimatorJob:
     seed: int | None
     seed_source: str
     simulator: SimulatorSettings
-    resilience_level: int | None
+    mitigation: Mitigation
     ignored_options: list[str]
 
 
@@ -116,7 +120,7 @@ def prepare_estimator(params: Any, snapshot: BackendSnapshot) -> EstimatorJob:
         seed=seed,
         seed_source=seed_source,
         simulator=settings,
-        resilience_level=level if level is not None else option_level,
+        mitigation=mitigation_options(level if level is not None else option_level, options),
         ignored_options=ignored_keys(options, _USED_OPTIONS),
     )
 
@@ -265,12 +269,9 @@ def run_estimator(
     params_json: str, snapshot: BackendSnapshot, policy: Policy | None = None
 ) -> RunOutput:
     """Simulate stored estimator params; raises ProgramFailure for simulator refusals."""
-    from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-
     from emulator.domain.methods import MATRIX_PRODUCT_STATE, STABILIZER
     from emulator.simulation.aer import collected_warnings, method_and_noise, simulate
     from emulator.simulation.methods import (
-        AER_DEFAULT_SHOTS,
         Policy,
         Run,
         refuse_if_too_long,
@@ -299,7 +300,8 @@ def run_estimator(
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
         policy = policy or Policy()
         runs = [
-            Run(p.circuit, AER_DEFAULT_SHOTS, max(1, p.parameter_values.size)) for p in job.pubs
+            Run(p.circuit, *job.mitigation.work(pub_shots(p), max(1, p.parameter_values.size)))
+            for p in job.pubs
         ]
         choice, noise_model, noise_text = method_and_noise(
             policy, circuits, active, job.simulator, snapshot, log, runs, program="estimator"
@@ -307,32 +309,55 @@ def run_estimator(
         ideal = job.simulator.noise_model is not None
         refuse_if_too_long(policy.max_job_seconds, choice, runs, noise_model, ideal)
         log.append(f"seed: {seed} ({seed_source})")
-        if job.resilience_level is not None:
-            log.append(
-                f"resilience_level {job.resilience_level} accepted; no mitigation is applied"
-            )
+        mitigation = job.mitigation
+        log.append(describe(mitigation))
+        log.extend(mitigation.notes)
         if job.ignored_options:
             log.append(f"options without effect on the emulator: {', '.join(job.ignored_options)}")
         if job.simulator.unused:
             log.append(f"simulator options ignored: {', '.join(job.simulator.unused)}")
 
-        with Stopwatch() as watch:
-            if choice.method == STABILIZER:
-                result = simulate(lambda: estimate_stabilizer(job.pubs, snapshot, seed, ideal))
-            elif choice.method == MATRIX_PRODUCT_STATE:
-                from emulator.simulation.mps import estimate_mps
-
-                result = simulate(lambda: estimate_mps(job.pubs, snapshot, seed, ideal))
-            else:
-                # Aer adds N(0, precision) to each expectation value from this seed, and
-                # stds = precision.
-                estimator = AerEstimatorV2.from_backend(
-                    make_simulator(noise_model, choice.aer_method),
-                    options={"run_options": {"seed_simulator": seed}},
+        simulator_metadata = choice.metadata(noise_text.removeprefix("noise: "))
+        if choice.method in (STABILIZER, MATRIX_PRODUCT_STATE):
+            if mitigation.mitigated:
+                raise ProgramFailure(
+                    f"{describe(mitigation)} is simulated for circuits the statevector method "
+                    f"can take; this job needs the {choice.method} method ({choice.reason})",
+                    REASON_INVALID_JOB,
+                    "Use resilience_level 0 or 1 without zne_mitigation or "
+                    "twirling.enable_gates for circuits of this width, or fewer qubits.",
                 )
-                result = simulate(lambda: estimator.run(job.pubs).result())
+            # These paths measure each Pauli product exactly, without readout error: what
+            # TREX estimates, so level 1 holds; level 0's readout bias is not drawn.
+            log.append(
+                f"{choice.method}: expectation values without readout error (as TREX gives them)"
+            )
+            with Stopwatch() as watch:
+                if choice.method == STABILIZER:
+                    result = simulate(lambda: estimate_stabilizer(job.pubs, snapshot, seed, ideal))
+                else:
+                    from emulator.simulation.mps import estimate_mps
+
+                    result = simulate(lambda: estimate_mps(job.pubs, snapshot, seed, ideal))
+            shaped = shape_result(result, job.pubs, simulator_metadata)
+            shaped.metadata.update(mitigation.metadata())
+        else:
+            from emulator.simulation.mitigation import estimate_mitigated
+
+            simulator = make_simulator(noise_model, choice.aer_method)
+            with Stopwatch() as watch:
+                pub_results, lines = simulate(
+                    lambda: estimate_mitigated(job.pubs, mitigation, simulator, seed)
+                )
+            log.extend(lines)
+            shaped = PrimitiveResult(
+                pub_results,
+                metadata={
+                    "simulator": simulator_metadata,
+                    **mitigation.metadata(),
+                    "version": 2,
+                },
+            )
         log.append(f"simulated in {watch.seconds:.3f} s")
-        body = encode(
-            shape_result(result, job.pubs, choice.metadata(noise_text.removeprefix("noise: ")))
-        )
+        body = encode(shaped)
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)

@@ -192,7 +192,8 @@ def prune_circuit(circuit: QuantumCircuit, relevant: set[int]) -> QuantumCircuit
     return pruned
 
 
-def _prune_for_estimator(program: QuantumProgram, log: list[str]) -> None:
+def prune_for_estimator(program: QuantumProgram, log: list[str]) -> None:
+    """Prune every item to what the estimator's observables read (see `prune_circuit`)."""
     support = estimator_support(program)
     if support is None:
         log.append("observables not found in passthrough data; simulating every measured qubit")
@@ -244,7 +245,7 @@ def run_executor(
                         "Check that the client and server use compatible samplomatic versions.",
                     ) from exc
         if isinstance(role, str) and role.startswith("estimator"):
-            _prune_for_estimator(program, log)
+            prune_for_estimator(program, log)
 
         active: set[int] = set()
         for index, item in enumerate(program.items):

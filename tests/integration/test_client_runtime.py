@@ -77,6 +77,33 @@ def test_legacy_estimator_zz_on_bell(brisbane) -> None:  # noqa: ANN001
     assert 0.85 < value <= 1.1
 
 
+def test_legacy_estimator_zne_options_decode_with_their_extrapolations(brisbane) -> None:  # noqa: ANN001
+    estimator = EstimatorV2(mode=brisbane)
+    estimator.options.seed_estimator = SEED
+    estimator.options.resilience_level = 2
+    estimator.options.resilience.zne.noise_factors = (1, 3, 5)
+    estimator.options.resilience.zne.extrapolator = "linear"
+    estimator.options.twirling.num_randomizations = 4
+    estimator.options.twirling.shots_per_randomization = 256
+    result = estimator.run([zz_pub(brisbane)]).result()
+    pub = result[0]
+    assert 0.85 < float(pub.data.evs) < 1.15
+    assert pub.data.evs_noise_factors.shape == (3,)
+    assert pub.metadata["num_randomizations"] == 4 and pub.metadata["shots"] == 4096
+    assert result.metadata["resilience"]["zne_mitigation"] is True
+    assert result.metadata["twirling"]["enable_gates"] is True
+
+
+def test_an_option_the_emulator_cannot_simulate_is_a_400_naming_it(brisbane) -> None:  # noqa: ANN001
+    from qiskit_ibm_runtime.exceptions import IBMRuntimeError
+
+    estimator = EstimatorV2(mode=brisbane)
+    estimator.options.resilience.pec_mitigation = True
+    with pytest.raises(IBMRuntimeError, match="pec_mitigation") as caught:
+        estimator.run([zz_pub(brisbane)])
+    assert "400" in str(caught.value)
+
+
 def test_executor_estimator_zz_on_bell(brisbane) -> None:  # noqa: ANN001
     from qiskit_ibm_runtime.executor_estimator import Estimator
 

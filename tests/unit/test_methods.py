@@ -334,7 +334,7 @@ def test_a_wide_noisy_non_clifford_estimator_job_is_refused_too() -> None:
     circuit = on_brisbane(dense_circuit(30).remove_final_measurements(False))
     observable = SparsePauliOp("Z" * 30).apply_layout(circuit.layout)
     params = {"pubs": [[circuit, [observable]]], "version": 2}
-    with pytest.raises(ProgramFailure, match=r"statevector of \d+ qubits.*1024 shots"):
+    with pytest.raises(ProgramFailure, match=r"statevector of \d+ qubits.*4096 shots"):
         run_program(
             "estimator",
             json.dumps(params, cls=RuntimeEncoder),
@@ -386,4 +386,5 @@ def test_default_shots_sets_the_precision_and_the_reported_shots() -> None:
     zz = SparsePauliOp("ZZ").apply_layout(circuit.layout)
     pub = _estimate(circuit, [zz], default_shots=400, seed_estimator=1)
     assert pub.metadata["shots"] == 400 and pub.metadata["target_precision"] == 0.05
-    assert np.allclose(pub.data.stds, 0.05)
+    # The samples' standard error: at most the precision 1/√400 (a Pauli's variance is ≤ 1).
+    assert 0 < float(pub.data.stds[0]) <= 0.05 * 1.2

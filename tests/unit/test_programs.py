@@ -174,9 +174,12 @@ def test_estimator_fixture(manila: BackendSnapshot) -> None:
     result = decode("estimator", output.result)
     data = result[0].data
     assert data.evs.shape == (2,) and data.stds.shape == (2,)
-    assert np.allclose(data.stds, 0.05)
+    # stds are the standard errors of the samples (as on IBM), no more than the precision
+    # asked for (a Pauli's variance is at most 1), and ⌈1/0.05²⌉ shots ran.
+    assert np.all(data.stds > 0) and np.all(data.stds <= 0.05 * 1.2)
     assert result[0].metadata["target_precision"] == 0.05
-    assert any("resilience_level 1" in line for line in output.log)
+    assert result[0].metadata["shots"] == 400
+    assert any("resilience_level 1: TREX" in line for line in output.log)
     # seed_estimator=42 in the fixture: identical on a second run.
     assert run("estimator", request["params"], manila).result == output.result
 
@@ -305,7 +308,8 @@ def test_estimator_zz_on_bell_is_one(brisbane: BackendSnapshot, brisbane_target:
     assert evs.shape == (3,)
     assert 0.9 < evs[0] <= 1.05 and 0.9 < evs[1] <= 1.05
     assert abs(evs[2]) < 0.1
-    assert np.allclose(result[0].data.stds, 0.01)
+    stds = result[0].data.stds
+    assert np.all(stds > 0) and np.all(stds <= 0.01 * 1.2)
     assert run("estimator", params, brisbane).result == output.result
 
 
@@ -707,6 +711,11 @@ def _check_only_invalid_params(program_id: str, params: Any, snapshot: BackendSn
         validate_params(program_id, params, snapshot)
     except InvalidParams as exc:
         assert exc.field.startswith(("params", "program_id"))
+    except BaseException:
+        # Printed (pytest shows it with the failure) because a replay that Hypothesis finds
+        # flaky reports no falsifying example.
+        print(f"{program_id} params that failed: {repr(params)[:4000]}")
+        raise
     # The service stores the params after validating them: validation must not change them.
     assert params == before or repr(params) == repr(before)
 
