@@ -1,4 +1,4 @@
-"""Runtime programs the emulator executes: `sampler`, `estimator` and `executor`.
+"""Runtime programs the emulator executes: `sampler`, `estimator`, `executor`, `noise-learner`.
 
 `validate_params` runs on the request path (cheap checks, no simulation); `run_program` runs in
 a worker process and returns the exact results body the client decodes.
@@ -23,7 +23,7 @@ from emulator.simulation.params import RunOutput, parse_params_json
 if TYPE_CHECKING:
     from emulator.domain.snapshots import BackendSnapshot
 
-PROGRAM_IDS: frozenset[str] = frozenset({"sampler", "estimator", "executor"})
+PROGRAM_IDS: frozenset[str] = frozenset({"sampler", "estimator", "executor", "noise-learner"})
 
 __all__ = [
     "PROGRAM_IDS",
@@ -82,6 +82,8 @@ def run_program(
         from emulator.simulation.estimator import run_estimator as runner
     elif program_id == "executor":
         from emulator.simulation.executor import run_executor as runner
+    elif program_id == "noise-learner":
+        from emulator.simulation.noise_learner import run_noise_learner as runner
     else:
         raise ProgramFailure(
             f"program {program_id!r} is not available", REASON_INVALID_JOB, "Use " + _known()
@@ -146,6 +148,10 @@ def _prepare(program_id: str, params: Any, snapshot: BackendSnapshot) -> object:
         from emulator.simulation.executor import prepare_executor
 
         return prepare_executor(params, snapshot)
+    if program_id == "noise-learner":
+        from emulator.simulation.noise_learner import prepare_noise_learner
+
+        return prepare_noise_learner(params, snapshot)
     raise InvalidParams("program_id", f"unknown program {program_id!r}; use {_known()}")
 
 

@@ -44,6 +44,12 @@ _S1 = np.array([[1, 1, 1, 1], [1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]], d
 _SIGNS = {1: _S1, 2: np.kron(_S1, _S1)}
 
 
+def pauli_signs(k: int) -> np.ndarray:
+    """±1 commutation signs of k-qubit Paulis (IXYZ per qubit, np.kron order): maps Pauli
+    probabilities to Pauli fidelities and, divided by 4^k, back."""
+    return _SIGNS[k]
+
+
 class NotClifford(Exception):
     """The circuit is not one stim can take; the message names the first instruction why."""
 

@@ -99,7 +99,7 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A job submission (IBM accepts and ignores other keys).",
     "properties": {
-        "program_id": {**_NAME, "examples": ["sampler", "estimator", "executor"]},
+        "program_id": {**_NAME, "examples": ["sampler", "estimator", "executor", "noise-learner"]},
         "backend": _NAME,
         "backend_name": {**_NAME, "description": "older name of `backend`"},
         "params": {"description": "the program's input (RuntimeEncoder JSON)"},
