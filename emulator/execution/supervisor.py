@@ -391,6 +391,7 @@ class Slot(threading.Thread):
             max_decoded_bytes=self.pool.max_decoded_bytes,
             method=self.pool.methods.for_backend(backend.name),
             max_job_seconds=self.pool.max_job_seconds,
+            dry_run=backend.mock,
         )
         try:
             self._conn.send(ticket)

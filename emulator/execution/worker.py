@@ -71,6 +71,8 @@ class Ticket:
     # --max-job-seconds (0: none), for the estimate made before the job runs.
     method: str = "auto"
     max_job_seconds: int = 0
+    # A `mock_*` backend's job (the client's dry_run): validated, answered with random data.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,7 @@ def run_ticket(ticket: Ticket, memory_mb: int = 0) -> Completed | Failed:
             snapshot,
             ticket.max_decoded_bytes,
             untrusted=ticket.honour_support_qiskit,  # fetched from a Direct Access URL
-            policy=simulation.Policy(ticket.method, ticket.max_job_seconds),
+            policy=simulation.Policy(ticket.method, ticket.max_job_seconds, ticket.dry_run),
         )
         result = out.result
         if ticket.honour_support_qiskit and not _wants_qiskit(ticket.params):

@@ -23,7 +23,10 @@ from emulator.simulation.params import RunOutput, parse_params_json
 if TYPE_CHECKING:
     from emulator.domain.snapshots import BackendSnapshot
 
-PROGRAM_IDS: frozenset[str] = frozenset({"sampler", "estimator", "executor", "noise-learner"})
+PROGRAM_IDS: frozenset[str] = frozenset(
+    # qrmi's Runtime client names the noise learner `noiselearner`.
+    {"sampler", "estimator", "executor", "noise-learner", "noiselearner"}
+)
 
 __all__ = [
     "PROGRAM_IDS",
@@ -82,7 +85,7 @@ def run_program(
         from emulator.simulation.estimator import run_estimator as runner
     elif program_id == "executor":
         from emulator.simulation.executor import run_executor as runner
-    elif program_id == "noise-learner":
+    elif program_id in ("noise-learner", "noiselearner"):
         from emulator.simulation.noise_learner import run_noise_learner as runner
     else:
         raise ProgramFailure(
@@ -90,6 +93,10 @@ def run_program(
         )
     try:
         check_decoded_size(parse_params_json(params_json), max_decoded_bytes)
+        if policy is not None and policy.dry_run:
+            from emulator.simulation.dry_run import run_dry
+
+            return run_dry(program_id, params_json, snapshot)
         return runner(params_json, snapshot, policy or Policy())
     except InvalidParams as exc:
         # Accepted at submission but unusable now (e.g. stored by an older emulator version).
@@ -148,7 +155,7 @@ def _prepare(program_id: str, params: Any, snapshot: BackendSnapshot) -> object:
         from emulator.simulation.executor import prepare_executor
 
         return prepare_executor(params, snapshot)
-    if program_id == "noise-learner":
+    if program_id in ("noise-learner", "noiselearner"):
         from emulator.simulation.noise_learner import prepare_noise_learner
 
         return prepare_noise_learner(params, snapshot)

@@ -51,6 +51,8 @@ class Policy:
 
     method: str = AUTO
     max_job_seconds: int = 0
+    dry_run: bool = False
+    """A `mock_*` backend's job: validated, then answered with randomized data."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ and decoded with the client's own classes and converters.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any
@@ -63,6 +65,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
 V3_SCHEMA = "v0.3"
 _PAULIS = "IXYZ"
 Gate = tuple[str, tuple[int, int]]
+Transform = Callable[[np.ndarray], np.ndarray]
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -310,7 +313,11 @@ def prepare_legacy(params: dict[str, Any], snapshot: BackendSnapshot) -> LegacyJ
 
 
 def _run_legacy(
-    params: dict[str, Any], snapshot: BackendSnapshot, noise: PauliNoise, log: list[str]
+    params: dict[str, Any],
+    snapshot: BackendSnapshot,
+    noise: PauliNoise,
+    log: list[str],
+    transform: Transform | None = None,
 ) -> str:
     from qiskit.circuit import QuantumCircuit
     from qiskit.quantum_info import PauliList
@@ -337,7 +344,8 @@ def _run_legacy(
         layer = QuantumCircuit(len(qubits))
         for name, pair in gates:
             layer.append(_gate(noise.target, name), [position[q] for q in pair])
-        error = PauliLindbladError(PauliList(model.labels()), model.rates())
+        rates = model.rates() if transform is None else transform(model.rates())
+        error = PauliLindbladError(PauliList(model.labels()), rates)
         data.append(LayerError(layer, list(qubits), error))
         log.append(
             f"layer {', '.join(f'{n}{list(p)}' for n, p in gates)} on "
@@ -401,7 +409,9 @@ def physical_qubits(qubits: Sequence[Any], width: int, index: int) -> list[int]:
         ) from None
 
 
-def _run_v3(params: dict[str, Any], noise: PauliNoise, log: list[str]) -> str:
+def _run_v3(
+    params: dict[str, Any], noise: PauliNoise, log: list[str], transform: Transform | None = None
+) -> str:
     from qiskit.quantum_info import QubitSparsePauliList
     from qiskit_ibm_runtime.noise_learner_v3.converters.version_0_3 import (
         noise_learner_v3_result_to_0_3,
@@ -446,7 +456,7 @@ def _run_v3(params: dict[str, Any], noise: PauliNoise, log: list[str]) -> str:
             )
             for positions, paulis, _ in model.terms
         ]
-        rates = model.rates()
+        rates = model.rates() if transform is None else transform(model.rates())
         results.append(
             NoiseLearnerV3Result.from_generators(
                 generators, rates, np.zeros_like(rates), metadata=metadata
@@ -480,23 +490,46 @@ def prepare_noise_learner(params: Any, snapshot: BackendSnapshot) -> object:
     return prepare_legacy(params, snapshot)
 
 
+def run_noise_learner_body(
+    params: Any,
+    snapshot: BackendSnapshot,
+    transform: Transform | None = None,
+    log: list[str] | None = None,
+) -> tuple[str, list[tuple[QuantumCircuit, int]]]:
+    """The result body, and (circuit, executions) of the learning a QPU would run (for a dry
+    run's usage estimate: per layer, every depth's randomizations in 9 bases)."""
+    from qiskit.circuit import QuantumCircuit
+
+    from emulator.simulation.noise import backend_target
+    from emulator.simulation.stabilizer import PauliNoise
+
+    log = [] if log is None else log
+    params = require_mapping(params, "params")
+    noise = PauliNoise(backend_target(snapshot))
+    if is_v3(params):
+        circuit, options = prepare_noise_learner(params, snapshot)  # type: ignore[misc]
+        body = _run_v3(params, noise, log, transform)
+        layers = len(circuit.data)
+        shots = options.num_randomizations * options.shots_per_randomization
+        depths = len(options.layer_pair_depths)
+    else:
+        body = _run_legacy(params, snapshot, noise, log, transform)
+        job = prepare_legacy(params, snapshot)
+        layers = len(json.loads(body).get("data", []))
+        shots = job.options["num_randomizations"] * job.options["shots_per_randomization"]
+        depths = len(job.options["layer_pair_depths"])
+    return body, [(QuantumCircuit(1), layers * shots * depths * 9)]
+
+
 def run_noise_learner(
     params_json: str, snapshot: BackendSnapshot, policy: Policy | None = None
 ) -> RunOutput:
     """Layer models from the snapshot's calibration; no circuit is simulated."""
     from emulator.simulation.aer import collected_warnings
-    from emulator.simulation.noise import backend_target
-    from emulator.simulation.stabilizer import PauliNoise
 
     log: list[str] = []
     with collected_warnings(log), Stopwatch() as watch:
-        params = require_mapping(parse_params_json(params_json), "params")
-        noise = PauliNoise(backend_target(snapshot))
-        if is_v3(params):
-            prepare_noise_learner(params, snapshot)
-            body = _run_v3(params, noise, log)
-        else:
-            body = _run_legacy(params, snapshot, noise, log)
+        body, _ = run_noise_learner_body(parse_params_json(params_json), snapshot, log=log)
         log.append(
             f"rates derived from {snapshot.name} calibration (snapshot {snapshot.source}): the "
             "Pauli twirl of each gate's device noise; no learning circuits run"

@@ -86,3 +86,35 @@ def test_dry_run_backends_and_jobs_are_shown_only_with_include_mocks(
     assert job.job_id() in {j.job_id() for j in service.jobs(limit=None, include_mocks=True)}
     named = api.get("/jobs", params={"backend": "mock_fez"}).json()["jobs"]
     assert job.job_id() in {j["id"] for j in named}  # a filter that names the mock shows it
+
+
+def test_a_dry_run_answers_randomized_data_in_every_programs_shape(
+    service: QiskitRuntimeService,
+) -> None:
+    import numpy as np
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit_ibm_runtime import EstimatorV2
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+    from qiskit_ibm_runtime.noise_learner import NoiseLearner
+
+    fez = service.backend("ibm_fez")
+    circuit = isa(fez, bell())
+    job = SamplerV2(mode=fez).run([circuit], shots=2000, dry_run=True)
+    counts = job.result()[0].data.meas.get_counts()
+    # A Bell pair never reads 01 or 10; uniformly random bits do, a quarter of the time each.
+    assert sum(counts.values()) == 2000 and counts.get("01", 0) > 300 and counts.get("10", 0) > 300
+    assert any("randomized mock data" in line for line in job.logs().splitlines())
+    # The usage is the QPU time estimate: 2000 shots of (the circuit + 250 µs) is at least 0.5 s.
+    assert job.usage() >= 0.5
+
+    unmeasured = isa(fez, bell(measure=False))
+    zz = SparsePauliOp("ZZ").apply_layout(unmeasured.layout)
+    estimate = EstimatorV2(mode=fez).run([(unmeasured, [zz, zz])], dry_run=True).result()[0]
+    assert estimate.data.evs.shape == (2,) and np.all(np.abs(estimate.data.evs) <= 1)
+    assert estimate.metadata["shots"] == 4096
+
+    program = Sampler(mode=fez).run([circuit], shots=64, dry_run=True).result()
+    assert program[0].data.meas.num_shots == 64
+
+    layers = NoiseLearner(mode=fez).run([circuit], dry_run=True).result()
+    assert len(layers) == 1 and np.all(layers[0].error.rates >= 0)

@@ -108,3 +108,9 @@ def test_invalid_noise_learner_params_name_the_field(params: dict[str, Any], fie
     with pytest.raises(InvalidParams) as caught:
         validate_params("noise-learner", params, BRISBANE)
     assert caught.value.field == field
+
+
+def test_qrmis_program_name_is_the_same_program() -> None:
+    """qrmi's Runtime client submits the noise learner as `noiselearner`."""
+    out = run_program("noiselearner", json.dumps(_legacy()), BRISBANE)
+    assert len(NoiseLearnerResultDecoder.decode(out.result)) == 2

@@ -140,7 +140,8 @@ def client_estimator_params(
 
 
 def test_public_api() -> None:
-    assert frozenset({"sampler", "estimator", "executor"}) == PROGRAM_IDS
+    programs = {"sampler", "estimator", "executor", "noise-learner", "noiselearner"}
+    assert frozenset(programs) == PROGRAM_IDS
 
 
 def test_sampler_fixture(manila: BackendSnapshot) -> None:
