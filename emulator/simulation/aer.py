@@ -27,18 +27,20 @@ _MAX_REASON = 2000
 
 
 def select_noise(
-    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int]
+    settings: SimulatorSettings, snapshot: BackendSnapshot, active: set[int], readout: bool = True
 ) -> tuple[NoiseModel, str]:
-    """The user's `options.simulator.noise_model` if given, else the snapshot's, reduced."""
+    """The user's `options.simulator.noise_model` if given, else the snapshot's, reduced
+    (without its readout errors when `readout` is false)."""
     if settings.noise_model is not None:
         return (
             settings.noise_model,
             "noise: user-supplied NoiseModel (options.simulator.noise_model)",
         )
-    model = noise_model_for(snapshot, active)
+    model = noise_model_for(snapshot, active, readout)
     return model, (
         f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "
         f"{format_qubits(active)} the circuits use"
+        + ("" if readout else " (readout errors drawn as IQ spread)")
     )
 
 
@@ -84,6 +86,7 @@ def method_and_noise(
     log: list[str],
     runs: Sequence[Run] = (),
     program: str = "sampler",
+    readout: bool = True,
 ) -> tuple[Choice, NoiseModel | None, str]:
     """The job's method and noise, both logged: Aer's noise model for the statevector and
     the density matrix (None on the stabilizer and MPS paths, which twirl the device noise
@@ -107,7 +110,7 @@ def method_and_noise(
     elif choice.method == MATRIX_PRODUCT_STATE:
         noise_text = mps_noise_text(settings, snapshot, active, program)
     else:
-        noise_model, noise_text = select_noise(settings, snapshot, active)
+        noise_model, noise_text = select_noise(settings, snapshot, active, readout)
     log.append(noise_text)
     return choice, noise_model, noise_text
 

@@ -36,7 +36,7 @@ _NON_OPERATIONS = frozenset({"barrier"})
 
 _lock = threading.Lock()
 _targets: dict[tuple[str, str], Target] = {}
-_noise_models: OrderedDict[tuple[str, str, frozenset[int]], NoiseModel] = OrderedDict()
+_noise_models: OrderedDict[tuple[str, str, frozenset[int], bool], NoiseModel] = OrderedDict()
 
 
 class _TargetBackend(BackendV2):
@@ -118,21 +118,28 @@ def restricted_target(target: Target, qubits: Iterable[int]) -> Target:
     return reduced
 
 
-def noise_model_from_target(target: Target, name: str = "emulated") -> NoiseModel:
-    """Aer's device noise model (gate, readout and relaxation errors) for a Target."""
-    return NoiseModel.from_backend(_TargetBackend(target, name))
+def noise_model_from_target(
+    target: Target, name: str = "emulated", readout: bool = True
+) -> NoiseModel:
+    """Aer's device noise model (gate, readout and relaxation errors) for a Target; without
+    readout errors when `readout` is false (kerneled measurements draw them as IQ spread)."""
+    return NoiseModel.from_backend(_TargetBackend(target, name), readout_error=readout)
 
 
-def noise_model_for(snapshot: BackendSnapshot, qubits: Iterable[int]) -> NoiseModel:
+def noise_model_for(
+    snapshot: BackendSnapshot, qubits: Iterable[int], readout: bool = True
+) -> NoiseModel:
     """The snapshot's noise restricted to `qubits`, cached (LRU). Do not mutate the result."""
     active = frozenset(int(q) for q in qubits)
-    key = (snapshot.name, snapshot.source, active)
+    key = (snapshot.name, snapshot.source, active, readout)
     with _lock:
         model = _noise_models.get(key)
         if model is not None:
             _noise_models.move_to_end(key)
             return model
-    model = noise_model_from_target(restricted_target(backend_target(snapshot), active), key[0])
+    model = noise_model_from_target(
+        restricted_target(backend_target(snapshot), active), key[0], readout
+    )
     with _lock:
         _noise_models[key] = model
         _noise_models.move_to_end(key)

@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit_ibm_runtime.execution_span import ExecutionSpans, SliceSpan
 
-from emulator.simulation.errors import InvalidParams
+from emulator.simulation.errors import REASON_INVALID_JOB, InvalidParams, ProgramFailure
+from emulator.simulation.kerneled import MEAS_TYPES
 from emulator.simulation.params import (
     DEFAULT_SHOTS,
     RunOutput,
@@ -47,6 +49,7 @@ class SamplerJob:
     pubs: list[SamplerPub]
     simulator: SimulatorSettings
     ignored_options: list[str]
+    meas_type: str = "classified"
 
 
 def pubs_list(params: dict[str, Any]) -> list[Any]:
@@ -77,8 +80,21 @@ def prepare_sampler(params: Any, snapshot: BackendSnapshot) -> SamplerJob:
         for i, raw in enumerate(pubs_list(params))
     ]
     check_executions(sum(pub.shots * pub.parameter_values.size for pub in pubs), "params.pubs")
+    execution = options.get("execution")
+    meas_type = "classified"
+    if execution is not None:
+        if not isinstance(execution, dict):
+            raise InvalidParams("params.options.execution", "must be an object")
+        meas_type = execution.get("meas_type") or "classified"
+        if meas_type not in MEAS_TYPES:
+            raise InvalidParams(
+                "params.options.execution.meas_type", f"must be one of {', '.join(MEAS_TYPES)}"
+            )
     return SamplerJob(
-        pubs=pubs, simulator=settings, ignored_options=ignored_keys(options, _USED_OPTIONS)
+        pubs=pubs,
+        simulator=settings,
+        ignored_options=ignored_keys(options, _USED_OPTIONS),
+        meas_type=meas_type,
     )
 
 
@@ -173,9 +189,17 @@ def run_sampler(
         policy = policy or Policy()
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
         runs = [Run(p.circuit, p.shots, max(1, math.prod(p.shape))) for p in job.pubs]
+        kerneled = job.meas_type != "classified"
         choice, noise_model, noise_text = method_and_noise(
-            policy, circuits, active, job.simulator, snapshot, log, runs
+            policy, circuits, active, job.simulator, snapshot, log, runs, readout=not kerneled
         )
+        if kerneled and choice.method in (STABILIZER, MATRIX_PRODUCT_STATE):
+            raise ProgramFailure(
+                f"meas_type {job.meas_type!r} is simulated on the statevector and density "
+                f"matrix; this job needs the {choice.method} method ({choice.reason})",
+                REASON_INVALID_JOB,
+                "Use meas_type 'classified' for circuits of this width, or fewer qubits.",
+            )
         ideal = job.simulator.noise_model is not None
         refuse_if_too_long(policy.max_job_seconds, choice, runs, noise_model, ideal)
         source = "options.simulator.seed_simulator" if job.simulator.seed is not None else "random"
@@ -197,6 +221,8 @@ def run_sampler(
                 sampler = AerSamplerV2.from_backend(simulator, seed=seed)
                 result = simulate(lambda: sampler.run(job.pubs).result())
         log.append(f"simulated in {watch.seconds:.3f} s")
+        if kerneled:
+            result = kernel(result, job, snapshot, seed, log)
         shaped = shape_result(
             result,
             job.pubs,
@@ -205,6 +231,45 @@ def run_sampler(
         )
         body = encode(shaped)
     return RunOutput(result=body, log=log, quantum_seconds=watch.seconds)
+
+
+def kernel(
+    result: PrimitiveResult, job: SamplerJob, snapshot: BackendSnapshot, seed: int, log: list[str]
+) -> PrimitiveResult:
+    """Each register's bits (simulated without readout error) as IQ points (`kerneled`)."""
+    from qiskit.primitives.containers import DataBin
+
+    from emulator.simulation.kerneled import IDEAL_SPREAD, iq_points
+    from emulator.simulation.noise import backend_target
+    from emulator.simulation.stabilizer import PauliNoise
+
+    if job.simulator.noise_model is None:
+        noise = PauliNoise(backend_target(snapshot))
+        errors = {q: sum(noise.readout(q)) / 2 for q in range(snapshot.num_qubits)}
+        log.append(f"meas_type {job.meas_type}: IQ spread from each qubit's readout error")
+    else:
+        errors = {}
+        log.append(
+            f"meas_type {job.meas_type}: IQ spread {IDEAL_SPREAD} (the custom noise model's "
+            "readout errors are in the bits)"
+        )
+    rng = np.random.default_rng(seed)
+    average = job.meas_type == "avg_kerneled"
+    pubs = []
+    for pub_result, pub in zip(result, job.pubs, strict=True):
+        registers = {
+            register.name: iq_points(
+                getattr(pub_result.data, register.name),
+                list(register),
+                pub.circuit,
+                errors,
+                rng,
+                average,
+            )
+            for register in pub.circuit.cregs
+        }
+        pubs.append(SamplerPubResult(DataBin(**registers, shape=pub.shape)))
+    return PrimitiveResult(pubs)
 
 
 def sample_stabilizer(

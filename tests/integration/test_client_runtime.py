@@ -180,3 +180,13 @@ def test_failing_job_raises_failure_error_with_reason(brisbane) -> None:  # noqa
     assert "Insufficient memory" in str(failure.value)
     assert "Insufficient memory" in job.error_message()
     assert "failed" in job.logs().lower()
+
+
+def test_kerneled_measurements_decode_as_complex_iq_points(brisbane) -> None:  # noqa: ANN001
+    sampler = SamplerV2(mode=brisbane)
+    sampler.options.execution.meas_type = "kerneled"
+    sampler.options.simulator.seed_simulator = SEED
+    iq = sampler.run([isa(brisbane, bell())], shots=500).result()[0].data.meas
+    assert iq.shape == (500, 2) and np.iscomplexobj(iq)
+    bits = iq.real < 0  # |1> is the centre at -1
+    assert np.mean(bits[:, 0] == bits[:, 1]) > 0.85  # still a Bell pair
