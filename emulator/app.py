@@ -11,12 +11,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from emulator.api.admin import errors as admin_errors
 from emulator.api.admin import routes as admin
 from emulator.api.cloud import routes as cloud
+from emulator.api.direct_access import errors as direct_access_errors
 from emulator.api.direct_access import routes as direct_access
+from emulator.api.runtime import errors as runtime_errors
 from emulator.api.runtime import routes as runtime
 from emulator.api.state import EmulatorState
 from emulator.api.storage import create_storage_app
@@ -68,6 +73,24 @@ class RuntimePrefix:
                 scope["path"] = path[index:]
                 scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    """A path no surface's mount matched, in the envelope of the API its prefix names.
+
+    A mount matches its remainder with `.*`, which stops at a line break: a path parameter
+    holding a decoded newline (`/api/v1/backends/a%0Ab/configuration`) reaches this app's
+    router, not the surface's, and would otherwise get Starlette's plain-text 404.
+    """
+    path = request.url.path
+    for prefix, render in (
+        (RUNTIME_PREFIX + "/", runtime_errors.render),
+        ("/v1/", direct_access_errors.render),
+        ("/_emulator/", admin_errors.render),
+    ):
+        if path.startswith(prefix):
+            return render(request, exc)
+    return JSONResponse({"detail": "Not Found"}, status_code=404)
 
 
 class ObjectStoreDispatch:
@@ -282,6 +305,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
             *cloud.routes,
         ],
         lifespan=lifespan,
+        exception_handlers={404: not_found},
     )
     storage = create_storage_app(settings)
     traffic = TrafficMiddleware(ObjectStoreDispatch(RuntimePrefix(app), storage), journal, faults)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -120,6 +120,12 @@ class UsageLimits:
     def limit_for(self, instance_crn: str) -> float | None:
         return self.seconds.get(instance_crn)
 
+    def with_limits(self, overrides: Mapping[str, float]) -> UsageLimits:
+        """These limits with the instances' own (`PUT /instances/configuration`) in force."""
+        if not overrides:
+            return self
+        return UsageLimits({**self.seconds, **overrides}, self.action)
+
     def refuses(self, instance_crn: str) -> bool:
         """Whether submissions of this instance are checked against its limit."""
         return self.action is UsageAction.REFUSE and instance_crn in self.seconds
@@ -183,6 +189,9 @@ class InstanceLimits:
     per_minute: int = 0
     pending_retry_after: int = 5
     usage: UsageLimits = field(default_factory=UsageLimits)
+
+    def with_usage_limits(self, overrides: Mapping[str, float]) -> InstanceLimits:
+        return replace(self, usage=self.usage.with_limits(overrides)) if overrides else self
 
     @property
     def active(self) -> bool:

@@ -167,6 +167,10 @@ class UsageLimitReached(EmulatorError):
     """The instance has used its execution time for the period (refuse mode)."""
 
 
+class UsageExceedsLimit(EmulatorError):
+    """A new instance limit below what the instance has already used this period."""
+
+
 class TooManyRequests(EmulatorError):
     """A limit on submissions was reached; `retry_after` says when to try again (seconds)."""
 

@@ -130,8 +130,9 @@ class WorkerPool:
     def held_instances(self) -> set[str]:
         """Instances whose jobs must stay Queued: out of usage time in hold mode."""
         usage = self.usage_limits
-        if usage.action is not UsageAction.HOLD or not usage.seconds:
+        if usage.action is not UsageAction.HOLD:
             return set()
+        # The ledger adds the instances' own limits (PUT /instances/configuration).
         return self.repo.usage.exhausted(usage.seconds, usage_period(utcnow())[0])
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from emulator.services.watch import JobWatch
 from emulator.store.controls import ControlStore
 from emulator.store.jobs import Repository
 from emulator.store.sessions import SessionStore
+from emulator.store.usage import instance_limits_in
 from emulator.store.workloads import list_workloads
 
 
@@ -320,12 +321,29 @@ class JobService:
         """Queued jobs per backend (backends with none are absent)."""
         return self.repo.queue_lengths()
 
+    def instance_limit(self, owner: Owner) -> float | None:
+        """The instance's usage limit in force: its own (set through the API), else the
+        server's."""
+        own = self.repo.instances.limits(owner.instance)
+        return self.limits.usage.with_limits(own).limit_for(owner.instance)
+
+    def instance_limits(self, instances: list[str]) -> dict[str, float | None]:
+        """The usage limit in force of each instance (CRN)."""
+        own = self.repo.instances.limits()
+        usage = self.limits.usage.with_limits(own)
+        return {crn: usage.limit_for(crn) for crn in instances}
+
+    def replace_instance_limit(self, owner: Owner, seconds: float | None) -> None:
+        """`PUT /instances/configuration`: None removes the instance's own limit."""
+        self.repo.instances.replace_limit(owner.instance, seconds, usage_period(utcnow())[0])
+
     def usage(self, owner: Owner) -> UsageReport:
         """The instance's execution seconds this period, against its limit if it has one."""
         start, end = usage_period(utcnow())
+        own = self.repo.instances.limits(owner.instance)
         return UsageReport(
             consumed=self.repo.usage.seconds(owner.instance, since=start),
-            limit=self.limits.usage.limit_for(owner.instance),
+            limit=self.limits.usage.with_limits(own).limit_for(owner.instance),
             period_start=start,
             period_end=end,
         )
@@ -374,6 +392,7 @@ def store_runtime_job(
     therefore cannot pass a limit together or slip into a session that is closing."""
     owner, now = job.owner, utcnow()
     with repo.tx.begin() as conn:
+        limits = limits.with_usage_limits(instance_limits_in(conn, owner.instance))
         if limits.active or job.session_id:
             repo.lock(conn, f"instance:{owner.instance}")
         if limits.active:

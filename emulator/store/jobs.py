@@ -57,6 +57,7 @@ from emulator.domain.jobs import (
 from emulator.domain.outcomes import End, Outcome, outcome
 from emulator.store.cache import ALL, Coherence, SnapshotCache
 from emulator.store.db import reading
+from emulator.store.instances import InstanceSettings
 from emulator.store.signals import Change
 from emulator.store.tables import job_events, job_tags, jobs, sessions
 from emulator.store.transitions import (
@@ -227,6 +228,7 @@ class Repository:
         # then reach `on_transition` (held polls, local workers).
         self.tx = Transactions(engine, self._changed)
         self.usage = UsageLedger(engine)
+        self.instances = InstanceSettings(engine)
 
     def _changed(self, job_id: str, change: str) -> None:
         self.cache.drop(job_id)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
-from emulator.store.tables import jobs
+from emulator.store.tables import controls, jobs
+
+INSTANCE_LIMIT = "instance_limit"
+"""The controls-table kind of an instance's own usage limit (scope: its CRN)."""
+
+
+def instance_limits_in(conn: Connection, instance: str | None = None) -> dict[str, float]:
+    """The instances' own limits (seconds per usage period), by CRN; one instance's if given."""
+    query = select(controls.c.scope, controls.c.body).where(controls.c.kind == INSTANCE_LIMIT)
+    if instance is not None:
+        query = query.where(controls.c.scope == instance)
+    return {scope: float(json.loads(body)["seconds"]) for scope, body in conn.execute(query)}
 
 
 def consumed_seconds(conn: Connection, instance: str, since: datetime | None) -> float:
@@ -36,9 +48,11 @@ class UsageLedger:
 
     def exhausted(self, limits: Mapping[str, float], since: datetime) -> set[str]:
         """The instances (CRNs) among `limits` whose usage since `since` reached their limit."""
-        if not limits:
-            return set()
         with self._read() as conn, conn.begin():
+            # The instances' own limits (PUT /instances/configuration) win over the server's.
+            limits = {**limits, **instance_limits_in(conn)}
+            if not limits:
+                return set()
             rows = conn.execute(
                 select(jobs.c.instance, func.coalesce(func.sum(jobs.c.quantum_seconds), 0.0))
                 .where(jobs.c.instance.in_(list(limits)), jobs.c.finished_at >= since)

@@ -203,6 +203,41 @@ def test_instance_usage(tenant_runtime: TestClient) -> None:
     assert period["start_time"][8:10] == "01" and period["start_time"] < period["end_time"]
 
 
+def test_instance_configuration_without_a_limit_and_bad_puts(tenant_runtime: TestClient) -> None:
+    assert tenant_runtime.get("/instances/configuration").json() == {}
+    for body in ({}, {"instance_limit": 0}, {"instance_limit": "60"}, [60]):
+        refused = tenant_runtime.put("/instances/configuration", json=body)
+        assert refused.status_code == 400, body
+        assert "instance_limit" in refused.json()["errors"][0]["message"]
+    assert tenant_runtime.get("/instances/configuration").json() == {}
+
+
+def test_the_account_of_the_callers_instance_lists_its_plan(tenant_runtime: TestClient) -> None:
+    account = CRN_A.split(":")[6].removeprefix("a/")
+    plans = tenant_runtime.get(f"/accounts/{account}").json()["plans"]
+    assert plans and all(p["plan_id"].startswith("emulator-plan-") for p in plans)
+    plan = plans[0]
+    assert "ibm_brisbane" in plan["backends"]
+    assert not any(b.startswith("mock_") for b in plan["backends"])
+    assert plan["max_ttl"] == 28800 and plan["subscription_id"]
+    only = tenant_runtime.get(f"/accounts/{account}", params={"plan_id": "no-such-plan"})
+    assert only.json() == {"plans": []}
+    # An account the server has no instance in: the default configuration, as IBM documents.
+    assert tenant_runtime.get("/accounts/someone-else").json() == {"plans": []}
+    bad = tenant_runtime.get("/accounts/not!an!id")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "1002"
+
+
+def test_interim_results_are_empty_text_for_a_job_and_404_without_one(
+    runtime: TestClient,
+) -> None:
+    job_id = runtime.post("/jobs", json=fixture_body("post_jobs_sampler_body.json")).json()["id"]
+    interim = runtime.get(f"/jobs/{job_id}/interim_results")
+    assert interim.status_code == 200 and interim.text == ""
+    assert interim.headers["content-type"].startswith("text/plain")
+    assert runtime.get("/jobs/nope/interim_results").status_code == 404
+
+
 # -- POST /jobs validation: 4xx with the field, nothing stored -----------------------------------
 
 
@@ -368,6 +403,18 @@ def test_list_filters_sort_and_exact_count(runtime: TestClient) -> None:
 def test_unknown_route_answers_in_the_envelope(runtime: TestClient) -> None:
     response = runtime.get("/no/such/route")
     assert response.status_code == 404 and response.json()["errors"]
+
+
+def test_a_line_break_in_a_path_parameter_is_answered_in_the_envelope(
+    runtime: TestClient,
+) -> None:
+    """Found by the OpenAPI fuzzer: a mount's `.*` stops at a newline, so the request fell
+    through to Starlette's plain-text 404."""
+    for path in ("/backends/a%0Ab/configuration", "/jobs/x%0D%0Ay"):
+        response = runtime.get(path)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["errors"][0]["message"]
 
 
 def test_results_base64_payload_is_not_a_crash(runtime: TestClient) -> None:

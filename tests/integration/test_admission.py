@@ -130,6 +130,54 @@ def test_usage_limit_refusal_is_a_409_and_stores_nothing(refusing: EmulatorServe
         assert api.get("/jobs").json()["count"] == before
 
 
+def _dry_noise_learner(api: httpx.Client) -> str:
+    """A dry run charged its QPU-time estimate (a noise learner's: about a minute), so that
+    an instance can consume whole seconds without a long simulation."""
+    import json
+
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    circuit = QuantumCircuit(2)
+    circuit.ecr(0, 1)
+    params = json.loads(json.dumps({"circuits": [circuit], "options": {}}, cls=RuntimeEncoder))
+    body = {"program_id": "noise-learner", "backend": "mock_brisbane", "params": params}
+    created = api.post("/jobs", json=body)
+    assert created.status_code == 200, created.text
+    job_id = created.json()["id"]
+    wait_until(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "Completed")
+    return job_id
+
+
+def test_an_instance_sets_its_own_usage_limit(refusing: EmulatorServer) -> None:
+    headers = {**bearer(refusing.url), "Service-CRN": CRN_B}  # no server limit for team-b
+    with httpx.Client(base_url=refusing.url + "/api/v1", headers=headers) as api:
+        assert api.get("/instances/configuration").json() == {}
+        _dry_noise_learner(api)
+        used = api.get("/instances/usage").json()["usage_consumed_seconds"]
+        assert 1 < used < 600, used
+
+        below = api.put("/instances/configuration", json={"instance_limit": 1})
+        assert below.status_code == 409 and below.json()["errors"][0]["code"] == "4318"
+        bad = api.put("/instances/configuration", json={"instance_limit": 1.5})
+        assert bad.status_code == 400 and "instance_limit" in bad.json()["errors"][0]["message"]
+
+        limit = int(used) + 1  # room for one more submission, not for two dry runs
+        put = api.put("/instances/configuration", json={"instance_limit": limit})
+        assert put.status_code == 204
+        assert api.get("/instances/configuration").json() == {"instance_limit": limit}
+        usage = api.get("/instances/usage").json()
+        assert usage["usage_limit_seconds"] == limit and usage["usage_limit_reached"] is False
+        _dry_noise_learner(api)
+        refused = api.post("/jobs", json=sampler_body())
+        assert refused.status_code == 409 and refused.json()["errors"][0]["code"] == "4317"
+
+        # null removes the instance's own limit: the server's (none for team-b) applies.
+        put = api.put("/instances/configuration", json={"instance_limit": None})
+        assert put.status_code == 204
+        assert api.get("/instances/configuration").json() == {}
+        assert api.post("/jobs", json=sampler_body()).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def holding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
     server = EmulatorServer(

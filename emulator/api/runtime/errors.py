@@ -31,6 +31,7 @@ STATUS_AND_CODE: dict[type[BaseException], tuple[int, str]] = {
     e.SessionClosed: (409, "1217"),
     e.SessionBackendMismatch: (409, "1002"),
     e.UsageLimitReached: (409, "4317"),
+    e.UsageExceedsLimit: (409, "4318"),
     e.BackendUnavailable: (409, "1004"),
     e.RequestTooLarge: (413, "1413"),
     e.RequestTimeout: (408, "1408"),
@@ -43,7 +44,8 @@ SOLUTIONS = {
     "1201": "Verify your credentials and try again.",
     "1200": "Use the Service-CRN of an instance your API key can access.",
     "1007": "Verify that the correct backend name was specified.",
-    "1300": "Use one of the programs the emulator runs: sampler, estimator, executor.",
+    "1300": "Use one of the programs the emulator runs: sampler, estimator, executor, "
+    "noise-learner.",
     "1204": "Remove some tags and try again.",
     "1002": "Correct the field named in the message and resubmit.",
     "1413": "Send a smaller request (see --max-request-mb).",
@@ -56,6 +58,7 @@ SOLUTIONS = {
     "3458": "Wait for a pending job to finish (or cancel one), then submit again.",
     "1202": "Reduce the request rate and try again after Retry-After seconds.",
     "1004": "Use another backend, or wait until this one is online again.",
+    "4318": "Ask for a limit of at least the usage already consumed this period.",
     "4317": "Wait for the next usage period, or ask for a higher limit (see --usage-limits).",
     "1218": "Verify the session ID is correct, and that you use the instance that created it.",
 }

@@ -116,6 +116,40 @@ async def instance_usage(request: Request) -> Response:
     return JSONResponse(views.usage_view(instance, report))
 
 
+async def instance_configuration(request: Request) -> Response:
+    limit = await store_read(state_of(request).jobs.instance_limit, owner_of(request))
+    return JSONResponse(views.configuration_view(limit))
+
+
+async def replace_instance_configuration(request: Request) -> Response:
+    seconds = schemas.parse_instance_configuration(await _read_json(request))
+    await run_in_threadpool(
+        state_of(request).jobs.replace_instance_limit, owner_of(request), seconds
+    )
+    return Response(status_code=204)
+
+
+async def get_account(request: Request) -> Response:
+    """The plans of the server's instances in that account; an account without any gets the
+    default configuration (no plans), as IBM documents."""
+    account = schemas.account_id(request.path_params["account_id"])
+    plan_id = query_of(request, schemas.ACCOUNT_QUERY)["plan_id"]
+    state = state_of(request)
+    instances = [i for i in state.settings.instance_list if views.account_id(i.crn) == account]
+    limits = await store_read(state.jobs.instance_limits, [i.crn for i in instances])
+    backends = [b.name for b in state.backends.all() if not b.mock]
+    settings = state.settings
+    body = views.account_view(
+        instances,
+        limits,
+        backends,
+        settings.session_max_ttl,
+        settings.session_interactive_ttl,
+        plan_id,
+    )
+    return JSONResponse(body)
+
+
 async def versions(request: Request) -> Response:
     if since(version_of(request), VERSIONS_AS_OBJECTS):
         return JSONResponse({"versions": API_VERSIONS})
@@ -248,6 +282,14 @@ async def get_logs(request: Request) -> Response:
     return PlainTextResponse(views.logs_view(events))
 
 
+async def interim_results(request: Request) -> Response:
+    """Clients up to 0.2x read interim results; the primitives publish none, so a job's are
+    the empty text (the client reads that as None)."""
+    state = state_of(request)
+    await store_read(state.jobs.get_job, owner_of(request), request.path_params["job_id"])
+    return PlainTextResponse("")
+
+
 async def job_metrics(request: Request) -> Response:
     job = await store_read(
         state_of(request).jobs.get_job, owner_of(request), request.path_params["job_id"]
@@ -347,6 +389,20 @@ ENDPOINTS = [
         "The instance (clients up to 0.31 read `qctrl_enabled`)", tag="instances",
     ),
     Endpoint("GET", "/instances/usage", instance_usage, "The instance's usage", tag="instances"),
+    Endpoint(
+        "GET", "/instances/configuration", instance_configuration,
+        "The instance's usage limit in force", tag="instances",
+    ),
+    Endpoint(
+        "PUT", "/instances/configuration", replace_instance_configuration,
+        "Set the instance's usage limit (null removes it)", ok=204,
+        body=schemas.INSTANCE_CONFIGURATION_SCHEMA, errors=(409,), tag="instances",
+    ),
+    Endpoint(
+        "GET", "/accounts/{account_id}", get_account, "The account's plan configurations",
+        query=schemas.ACCOUNT_QUERY, ok_schema={"type": "object", "required": ["plans"]},
+        tag="accounts",
+    ),
     Endpoint("GET", "/versions", versions, "API versions", public=True, tag="versions"),
     Endpoint(
         "POST", "/jobs", create_job, "Submit a job", body=schemas.JOB_REQUEST_SCHEMA,
@@ -379,6 +435,11 @@ ENDPOINTS = [
     Endpoint(
         "GET", "/jobs/{job_id}/logs", get_logs, "A job's log", ok_schema={"type": "string"},
         ok_media=_TEXT, errors=(404,), tag="jobs",
+    ),
+    Endpoint(
+        "GET", "/jobs/{job_id}/interim_results", interim_results,
+        "Interim results (the primitives publish none: empty text)",
+        ok_schema={"type": "string"}, ok_media=_TEXT, errors=(404,), tag="jobs",
     ),
     Endpoint(
         "GET", "/jobs/{job_id}/metrics", job_metrics, "A job's timestamps and usage",

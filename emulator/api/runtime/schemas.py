@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -293,3 +294,43 @@ def parse_session_update(body: Any) -> bool:
     if not isinstance(body, dict) or not isinstance(body.get("accepting_jobs"), bool):
         raise InvalidRequest("accepting_jobs", "is required and must be true or false")
     return bool(body["accepting_jobs"])
+
+
+INSTANCE_LIMIT_MAX = 2_147_483_647
+INSTANCE_CONFIGURATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "instance_limit": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": INSTANCE_LIMIT_MAX,
+            "description": "usage limit in seconds per usage period; null removes it",
+        }
+    },
+    "required": ["instance_limit"],
+}
+
+
+def parse_instance_configuration(body: Any) -> float | None:
+    """`PUT /instances/configuration`: `{"instance_limit": seconds}` or null to remove it."""
+    if not isinstance(body, dict) or "instance_limit" not in body:
+        raise InvalidRequest("instance_limit", 'is required: {"instance_limit": seconds | null}')
+    value = body["instance_limit"]
+    if value is None:
+        return None
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or not 1 <= value <= INSTANCE_LIMIT_MAX:
+        raise InvalidRequest(
+            "instance_limit", f"must be an integer from 1 to {INSTANCE_LIMIT_MAX}, or null"
+        )
+    return float(value)
+
+
+ACCOUNT_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+ACCOUNT_QUERY = (Param("plan_id", "string", "only this plan's configuration", max_length=64),)
+
+
+def account_id(value: str) -> str:
+    if not ACCOUNT_ID.fullmatch(value):
+        raise InvalidRequest("id", "must be 1-64 letters, digits, '-' or '_' (no 'a/' prefix)")
+    return value

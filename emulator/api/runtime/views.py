@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -213,6 +214,57 @@ def instance_view(instance: Instance) -> dict[str, Any]:
         "region": instance.region,
         "qctrl_enabled": False,
     }
+
+
+def _seconds(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def configuration_view(limit: float | None) -> dict[str, Any]:
+    """`GET /instances/configuration`: the usage limit in force (omitted when there is none)."""
+    return {} if limit is None else {"instance_limit": _seconds(limit)}
+
+
+def account_id(crn: str) -> str:
+    """The account of a CRN (`…:a/ACCOUNT:…`), without the `a/` prefix."""
+    parts = crn.split(":")
+    scope = parts[6] if len(parts) > 6 else ""
+    return scope.removeprefix("a/")
+
+
+def account_view(
+    instances: list[Instance],
+    limits: dict[str, float | None],
+    backends: list[str],
+    max_ttl: int,
+    interactive_ttl: int,
+    plan_id: str | None,
+) -> dict[str, Any]:
+    """`GET /accounts/{id}`: a plan configuration per plan of the account's instances."""
+    plans: dict[str, dict[str, Any]] = {}
+    for instance in instances:
+        pid = f"emulator-plan-{instance.plan}"
+        if plan_id is not None and pid != plan_id:
+            continue
+        plan = plans.setdefault(
+            pid,
+            {
+                "plan_id": pid,
+                "subscription_id": str(uuid.uuid5(uuid.NAMESPACE_URL, pid))[:36],
+                "subscription_name": instance.plan,
+                "backends": backends,
+                "max_ttl": max_ttl,
+                "active_ttl": max_ttl,
+                "interactive_ttl": interactive_ttl,
+                "functions": [],
+            },
+        )
+        limit = limits.get(instance.crn)
+        if limit is not None:
+            total = plan.get("usage_limit_seconds", 0) + int(limit)
+            plan["usage_limit_seconds"] = plan["usage_allocation_seconds"] = total
+            plan["unallocated_usage_seconds"] = 0
+    return {"plans": list(plans.values())}
 
 
 def usage_view(instance: Instance, report: UsageReport) -> dict[str, Any]:
