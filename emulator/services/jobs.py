@@ -7,6 +7,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from emulator import simulation
 from emulator.domain.admission import (
@@ -19,6 +20,7 @@ from emulator.domain.admission import (
     check_instance_limits,
     usage_period,
 )
+from emulator.domain.analytics import UsageRow, subscription_id
 from emulator.domain.backends import BackendRegistry
 from emulator.domain.controls import BackendState
 from emulator.domain.errors import (
@@ -326,6 +328,23 @@ class JobService:
         server's."""
         own = self.repo.instances.limits(owner.instance)
         return self.limits.usage.with_limits(own).limit_for(owner.instance)
+
+    def usage_rows(
+        self,
+        owner: Owner,
+        plan: str,
+        start: datetime,
+        end: datetime,
+        backends: list[str] | None = None,
+    ) -> list[UsageRow]:
+        """The instance's jobs that ended in [start, end), for `GET /analytics/*`."""
+        subscription = subscription_id(plan)
+        return [
+            UsageRow(instance, backend, plan, subscription, mode, session, seconds, *times)
+            for instance, backend, mode, session, seconds, *times in self.repo.usage.ended_jobs(
+                [owner.instance], start, end, backends
+            )
+        ]
 
     def instance_limits(self, instances: list[str]) -> dict[str, float | None]:
         """The usage limit in force of each instance (CRN)."""

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
-from emulator.store.tables import controls, jobs
+from emulator.store.tables import controls, jobs, sessions
 
 INSTANCE_LIMIT = "instance_limit"
 """The controls-table kind of an instance's own usage limit (scope: its CRN)."""
@@ -46,6 +46,12 @@ class UsageLedger:
         with self._read() as conn, conn.begin():
             return consumed_seconds(conn, instance, since)
 
+    def ended_jobs(
+        self, instances: list[str], start: datetime, end: datetime, backends: list[str] | None
+    ) -> list[tuple[str, str, str | None, str | None, float, datetime, datetime | None, datetime]]:
+        with self._read() as conn, conn.begin():
+            return ended_jobs(conn, instances, start, end, backends)
+
     def exhausted(self, limits: Mapping[str, float], since: datetime) -> set[str]:
         """The instances (CRNs) among `limits` whose usage since `since` reached their limit."""
         with self._read() as conn, conn.begin():
@@ -60,3 +66,36 @@ class UsageLedger:
             ).all()
         used = {instance: float(seconds) for instance, seconds in rows}
         return {crn for crn, limit in limits.items() if used.get(crn, 0.0) >= limit}
+
+
+def ended_jobs(
+    conn: Connection,
+    instances: list[str],
+    start: datetime,
+    end: datetime,
+    backends: list[str] | None = None,
+) -> list[tuple[str, str, str | None, str | None, float, datetime, datetime | None, datetime]]:
+    """(instance, backend, session mode, session id, seconds, created, running, finished) of
+    the instances' jobs that ended in [start, end), through any API."""
+    query = (
+        select(
+            jobs.c.instance,
+            jobs.c.backend,
+            sessions.c.mode,
+            jobs.c.session_id,
+            func.coalesce(jobs.c.quantum_seconds, 0.0),
+            jobs.c.created_at,
+            jobs.c.running_at,
+            jobs.c.finished_at,
+        )
+        .select_from(jobs.outerjoin(sessions, sessions.c.id == jobs.c.session_id))
+        .where(
+            jobs.c.instance.in_(instances),
+            jobs.c.finished_at >= start,
+            jobs.c.finished_at < end,
+        )
+        .order_by(jobs.c.finished_at)
+    )
+    if backends:
+        query = query.where(jobs.c.backend.in_(backends))
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]

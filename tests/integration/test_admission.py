@@ -210,3 +210,40 @@ def test_hold_mode_keeps_jobs_queued_until_time_is_available(
     assert held.status() == "QUEUED"
     held.cancel()
     assert held.status() == "CANCELLED"
+
+
+def test_analytics_sum_the_instances_ended_jobs(refusing: EmulatorServer) -> None:
+    headers = {**bearer(refusing.url), "Service-CRN": CRN_B}
+    with httpx.Client(base_url=refusing.url + "/api/v1", headers=headers) as api:
+        session = api.post("/sessions", json={"mode": "batch", "backend": "fake_manila"}).json()
+        for body in (sampler_body(), sampler_body(session_id=session["id"])):
+            job_id = api.post("/jobs", json=body).json()["id"]
+            wait_until(
+                lambda job_id=job_id: api.get(f"/jobs/{job_id}").json()["status"] == "Completed"
+            )
+        listed = api.get("/jobs", params={"limit": 200, "include_mocks": "true"}).json()["jobs"]
+        ended = [j for j in listed if j["status"] in ("Completed", "Failed", "Cancelled")]
+        usage = api.get("/analytics/usage").json()
+        assert usage["jobs"] == len(ended) and len(usage) == 21
+        assert usage["batch_sessions"] == 1 and usage["sessions"] == 1
+        assert usage["individual_jobs"] == sum(1 for j in ended if not j.get("session_id"))
+        assert usage["usage"] > 0 and usage["queue_time"] >= 0
+        grouped = api.get("/analytics/usage_grouped", params={"group_by": "backend"}).json()
+        assert {g["key"] for g in grouped["data"]} == {j["backend"] for j in ended}
+        by_date = api.get(
+            "/analytics/usage_grouped_by_date", params={"group_by": "instance"}
+        ).json()
+        assert sum(d["jobs"] for d in by_date["data"]) == len(ended)
+        assert {d["key"] for d in by_date["data"]} == {CRN_B}
+        filters = api.get("/analytics/filters").json()
+        assert filters["instances"] == [{"id": CRN_B, "deleted": False}] and filters["users"] == []
+        # Another instance's CRN selects nothing: analytics serve the caller's instance only.
+        assert api.get("/analytics/usage", params={"instance": CRN_A}).json()["jobs"] == 0
+        for params in ({}, {"group_by": "colour"}):
+            refused = api.get("/analytics/usage_grouped", params=params)
+            assert refused.status_code == 400 and "group_by" in refused.text
+        backwards = {
+            "interval_start": "2026-02-01T00:00:00Z",
+            "interval_end": "2026-01-01T00:00:00Z",
+        }
+        assert api.get("/analytics/usage", params=backwards).status_code == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +32,9 @@ from emulator.api.runtime.versions import (
     version_of,
 )
 from emulator.api.state import encode_json, instance_of, owner_of, state_of
+from emulator.domain import analytics
+from emulator.domain.admission import usage_period
+from emulator.domain.analytics import UsageRow, subscription_id
 from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendDataNotFound, InvalidRequest
 from emulator.domain.jobs import Api, utcnow
@@ -148,6 +152,63 @@ async def get_account(request: Request) -> Response:
         plan_id,
     )
     return JSONResponse(body)
+
+
+# -- analytics --------------------------------------------------------------------------------
+
+
+async def _usage_rows(request: Request, query: dict[str, Any]) -> tuple[list[UsageRow], Any, Any]:
+    """The caller's instance's ended jobs the filters select, and the interval they cover.
+    Analytics serve the caller's own instance: other instances in `instance` select nothing."""
+    instance = instance_of(request)
+    now = utcnow()
+    start = query["interval_start"] or usage_period(now)[0]
+    end = query["interval_end"] or now + timedelta(seconds=1)
+    if start >= end:
+        raise InvalidRequest("interval_start", "must be before interval_end")
+    plan = instance.plan
+    excluded = (
+        (query["instance"] and instance.crn not in query["instance"])
+        or query["user_id"]
+        or (query["plan"] and plan not in query["plan"])
+        or (query["subscription_id"] and subscription_id(plan) not in query["subscription_id"])
+    )
+    if excluded:
+        return [], start, end
+    rows = await store_read(
+        state_of(request).jobs.usage_rows,
+        owner_of(request),
+        plan,
+        start,
+        end,
+        query["backend"] or None,
+    )
+    return rows, start, end
+
+
+async def analytics_filters(request: Request) -> Response:
+    query_of(request, schemas.ANALYTICS_FILTERS_QUERY)
+    instance = instance_of(request)
+    backends = [b.name for b in state_of(request).backends.all() if not b.mock]
+    return JSONResponse(views.analytics_filters_view(instance, backends))
+
+
+async def analytics_usage(request: Request) -> Response:
+    rows, _, _ = await _usage_rows(request, query_of(request, schemas.ANALYTICS_USAGE_QUERY))
+    return JSONResponse(analytics.metrics(rows))
+
+
+async def analytics_usage_grouped(request: Request) -> Response:
+    query = query_of(request, schemas.ANALYTICS_GROUPED_QUERY)
+    rows, _, _ = await _usage_rows(request, query)
+    return JSONResponse({"data": analytics.grouped(rows, query["group_by"])})
+
+
+async def analytics_usage_by_date(request: Request) -> Response:
+    query = query_of(request, schemas.ANALYTICS_BY_DATE_QUERY)
+    rows, start, end = await _usage_rows(request, query)
+    data = analytics.grouped_by_date(rows, query["group_by"], start, end)
+    return JSONResponse(views.usage_by_date_view(start, end, data))
 
 
 async def versions(request: Request) -> Response:
@@ -397,6 +458,28 @@ ENDPOINTS = [
         "PUT", "/instances/configuration", replace_instance_configuration,
         "Set the instance's usage limit (null removes it)", ok=204,
         body=schemas.INSTANCE_CONFIGURATION_SCHEMA, errors=(409,), tag="instances",
+    ),
+    Endpoint(
+        "GET", "/analytics/filters", analytics_filters, "What the analytics can be filtered by",
+        query=schemas.ANALYTICS_FILTERS_QUERY, tag="analytics",
+        ok_schema={"type": "object", "required": ["backends", "instances", "users", "plans",
+                                                  "subscriptions"]},
+    ),
+    Endpoint(
+        "GET", "/analytics/usage", analytics_usage, "Usage metrics of the instance's ended jobs",
+        query=schemas.ANALYTICS_USAGE_QUERY, tag="analytics",
+        ok_schema={"type": "object", "required": ["usage", "jobs", "queue_time"]},
+    ),
+    Endpoint(
+        "GET", "/analytics/usage_grouped", analytics_usage_grouped, "Usage metrics per group",
+        query=schemas.ANALYTICS_GROUPED_QUERY, tag="analytics",
+        ok_schema={"type": "object", "required": ["data"]},
+    ),
+    Endpoint(
+        "GET", "/analytics/usage_grouped_by_date", analytics_usage_by_date,
+        "Usage metrics per group and day", query=schemas.ANALYTICS_BY_DATE_QUERY,
+        tag="analytics",
+        ok_schema={"type": "object", "required": ["interval_start", "interval_end", "data"]},
     ),
     Endpoint(
         "GET", "/accounts/{account_id}", get_account, "The account's plan configurations",

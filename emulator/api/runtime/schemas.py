@@ -9,6 +9,7 @@ from typing import Any
 
 from emulator.api.query import Param
 from emulator.api.query import parse_datetime as query_datetime
+from emulator.domain.analytics import DATE_GROUPS, GROUPS
 from emulator.domain.errors import InvalidRequest, TooManyTags
 from emulator.domain.jobs import JobFilter, JobRequest
 from emulator.domain.sessions import SessionMode, SessionRequest
@@ -334,3 +335,28 @@ def account_id(value: str) -> str:
     if not ACCOUNT_ID.fullmatch(value):
         raise InvalidRequest("id", "must be 1-64 letters, digits, '-' or '_' (no 'a/' prefix)")
     return value
+
+
+_FILTERS = (
+    Param("instance", "string", "instances (CRNs); the caller's own is the one served",
+          repeated=True, aliases=("instance[]",), max_length=512),
+    Param("interval_start", "date-time", "jobs ended at or after (default: the period's start)"),
+    Param("interval_end", "date-time", "jobs ended before (default: now)"),
+    Param("backend", "string", "backends", repeated=True, aliases=("backend[]",), max_length=128),
+    Param("user_id", "string", "users (the emulator has none: any value matches nothing)",
+          repeated=True, aliases=("user_id[]",), max_length=128),
+    Param("simulators", "boolean", "include simulators", default=True),
+    Param("plan", "string", "plan names", repeated=True, aliases=("plan[]",), max_length=128),
+    Param("subscription_id", "string", "subscriptions", repeated=True,
+          aliases=("subscription_id[]",), max_length=36),
+)
+ANALYTICS_FILTERS_QUERY = (_FILTERS[0],)
+ANALYTICS_USAGE_QUERY = _FILTERS
+ANALYTICS_GROUPED_QUERY = (
+    Param("group_by", "string", "what to group by", choices=GROUPS, required=True),
+    *_FILTERS,
+)
+ANALYTICS_BY_DATE_QUERY = (
+    Param("group_by", "string", "what to group by", choices=DATE_GROUPS, required=True),
+    *_FILTERS,
+)

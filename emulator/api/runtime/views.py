@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from emulator.api.runtime.versions import (
 )
 from emulator.config import Instance
 from emulator.domain.admission import UsageReport
+from emulator.domain.analytics import subscription_id
 from emulator.domain.backends import ServedBackend
 from emulator.domain.controls import BackendState
 from emulator.domain.errors import InvalidRequest
@@ -220,6 +220,26 @@ def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
+def analytics_filters_view(instance: Instance, backends: list[str]) -> dict[str, Any]:
+    """`GET /analytics/filters`: the caller's instance, plan and subscription; no users."""
+    return {
+        "backends": [{"name": name} for name in backends],
+        "instances": [{"id": instance.crn, "deleted": False}],
+        "users": [],
+        "plans": [{"name": instance.plan}],
+        "subscriptions": [{"id": subscription_id(instance.plan), "name": instance.plan}],
+    }
+
+
+def usage_by_date_view(
+    start: datetime, end: datetime, data: list[dict[str, Any]]
+) -> dict[str, Any]:
+    for entry in data:
+        entry["interval_start"] = isoformat(entry["interval_start"])
+        entry["interval_end"] = isoformat(entry["interval_end"])
+    return {"interval_start": isoformat(start), "interval_end": isoformat(end), "data": data}
+
+
 def configuration_view(limit: float | None) -> dict[str, Any]:
     """`GET /instances/configuration`: the usage limit in force (omitted when there is none)."""
     return {} if limit is None else {"instance_limit": _seconds(limit)}
@@ -250,7 +270,7 @@ def account_view(
             pid,
             {
                 "plan_id": pid,
-                "subscription_id": str(uuid.uuid5(uuid.NAMESPACE_URL, pid))[:36],
+                "subscription_id": subscription_id(instance.plan),
                 "subscription_name": instance.plan,
                 "backends": backends,
                 "max_ttl": max_ttl,
