@@ -298,6 +298,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/api/openapi.json", runtime.openapi_json),
+            Route("/api/openapi-{version}.json", runtime.openapi_versioned_json),
             Mount(RUNTIME_PREFIX, routes=runtime.routes, middleware=runtime.middleware),
             Mount("/v1", routes=direct_access.routes, middleware=direct_access.middleware),
             *direct_access.version_routes,

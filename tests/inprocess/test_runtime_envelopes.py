@@ -152,6 +152,16 @@ def _as(version: str) -> dict[str, str]:
     return {"IBM-API-Version": version}
 
 
+def test_a_dated_openapi_document_per_api_version(app_client: TestClient) -> None:
+    dated = app_client.get("/api/openapi-2025-05-01.json")
+    assert dated.status_code == 200 and dated.json()["info"]["version"] == "2025-05-01"
+    assert "/api/v1/jobs/{job_id}/transpiled_circuits" in dated.json()["paths"]
+    current = app_client.get("/api/openapi.json").json()
+    assert current["info"]["version"] == "2026-04-15"
+    assert "/api/v1/jobs/{job_id}/transpiled_circuits" not in current["paths"]
+    assert app_client.get("/api/openapi-2099-01-01.json").status_code == 404
+
+
 def test_the_backends_list_is_names_before_2025_and_objects_since(runtime: TestClient) -> None:
     names = runtime.get("/backends", headers=_as("2024-01-01")).json()["devices"]
     assert "fake_manila" in names and all(isinstance(n, str) for n in names)
@@ -185,6 +195,19 @@ def test_the_same_job_in_2025_05_01_and_2026_04_15_shapes(runtime: TestClient) -
     assert "circuits_execution_time_ns" in new and "circuits_execution_time_ns" not in new["usage"]
     between = runtime.get(f"/jobs/{job_id}/metrics", headers=_as("2026-03-15")).json()
     assert "bss" not in between and "circuits_execution_time_ns" in between["usage"]
+    # Resource units (usage.value) from 2026-04-15, on the job, its metrics and its list entry.
+    assert "value" in new["usage"] and "value" not in between["usage"]
+    assert "value" in runtime.get(f"/jobs/{job_id}", headers=_as("2026-04-15")).json()["usage"]
+    assert "value" not in runtime.get(f"/jobs/{job_id}", headers=_as("2025-05-01")).json()["usage"]
+    for version, present in (("2026-03-15", False), ("2026-04-15", True)):
+        params = {"tags": "versioned", "exclude_params": "true"}
+        (listed,) = runtime.get("/jobs", params=params, headers=_as(version)).json()["jobs"]
+        assert ("value" in listed["usage"]) is present
+    # transpiled_circuits: served until 2026-02-01 (empty: nothing is transpiled), then gone.
+    old_circuits = runtime.get(f"/jobs/{job_id}/transpiled_circuits", headers=_as("2025-05-01"))
+    assert old_circuits.status_code == 200 and old_circuits.text == ""
+    gone = runtime.get(f"/jobs/{job_id}/transpiled_circuits", headers=_as("2026-02-01"))
+    assert gone.status_code == 404 and gone.json()["errors"]
 
 
 def test_the_instance_as_clients_up_to_0_31_read_it(tenant_runtime: TestClient) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -25,7 +26,11 @@ from emulator.api.runtime import errors, schemas, views
 from emulator.api.runtime.versions import (
     API_VERSIONS,
     BACKENDS_AS_OBJECTS,
+    EXECUTION_TIME_AT_ROOT,
+    LATEST,
     NO_BSS_NOR_USAGE_SECONDS,
+    TRANSPILED_CIRCUITS_REMOVED,
+    USAGE_VALUE,
     VERSIONS_AS_OBJECTS,
     ApiVersion,
     since,
@@ -245,7 +250,8 @@ async def list_jobs(request: Request) -> Response:
     )
     rest = {"count": count, "limit": flt.limit, "offset": flt.offset}
     version = version_of(request)
-    if not exclude_params or not since(version, NO_BSS_NOR_USAGE_SECONDS):
+    if not exclude_params or version != LATEST:
+        # Only the current version's views are encoded once and kept.
         return JSONResponse(
             {
                 "jobs": [views.listed_job_view(j, not exclude_params, version) for j in jobs],
@@ -272,7 +278,9 @@ async def list_workloads(request: Request) -> Response:
     page = await store_read(state.jobs.list_workloads, owner_of(request), flt)
     instance = instance_of(request).crn
     body: dict[str, Any] = {
-        "workloads": [views.workload_view(w, instance) for w in page.workloads],
+        "workloads": [
+            views.workload_view(w, instance, version_of(request)) for w in page.workloads
+        ],
         "total_count": page.total,
         "limit": flt.limit,
     }
@@ -302,11 +310,13 @@ async def job_status(request: Request) -> Response:
         state.settings.status_hold_ms / 1000,
         abandoned=lambda: until_disconnected(request),
     )
-    if exclude and job.state.terminal:
-        # A final job, most likely the store cache's own object: its view is encoded once.
+    version = version_of(request)
+    if exclude and job.state.terminal and version == LATEST:
+        # A final job, most likely the store cache's own object: its view is encoded once
+        # (in the current version's shape; older versions are rendered per request).
         body = state.documents.rendered(job, lambda: views.job_view(job, include_params=False))
         return Response(body, media_type="application/json")
-    return JSONResponse(views.job_view(job, include_params=not exclude))
+    return JSONResponse(views.job_view(job, include_params=not exclude, version=version))
 
 
 async def get_result(request: Request) -> Response:
@@ -346,6 +356,16 @@ async def get_logs(request: Request) -> Response:
 async def interim_results(request: Request) -> Response:
     """Clients up to 0.2x read interim results; the primitives publish none, so a job's are
     the empty text (the client reads that as None)."""
+    state = state_of(request)
+    await store_read(state.jobs.get_job, owner_of(request), request.path_params["job_id"])
+    return PlainTextResponse("")
+
+
+async def transpiled_circuits(request: Request) -> Response:
+    """Until API 2026-02-01: the emulator transpiles nothing, so a job's are the empty text
+    (inferred); since then the endpoint is gone, as on IBM."""
+    if since(version_of(request), TRANSPILED_CIRCUITS_REMOVED):
+        raise HTTPException(404)
     state = state_of(request)
     await store_read(state.jobs.get_job, owner_of(request), request.path_params["job_id"])
     return PlainTextResponse("")
@@ -525,6 +545,11 @@ ENDPOINTS = [
         ok_schema={"type": "string"}, ok_media=_TEXT, errors=(404,), tag="jobs",
     ),
     Endpoint(
+        "GET", "/jobs/{job_id}/transpiled_circuits", transpiled_circuits,
+        "Transpiled circuits, until API version 2026-02-01 (empty: nothing is transpiled)",
+        ok_schema={"type": "string"}, ok_media=_TEXT, errors=(404,), tag="jobs",
+    ),
+    Endpoint(
         "GET", "/jobs/{job_id}/metrics", job_metrics, "A job's timestamps and usage",
         errors=(404,), tag="jobs",
     ),
@@ -565,15 +590,40 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+# Endpoints that exist in some versions only: (first version, first version without it).
+_IN_VERSIONS = {("GET", "/jobs/{job_id}/transpiled_circuits"): (None, TRANSPILED_CIRCUITS_REMOVED)}
+_CHANGES = (
+    (BACKENDS_AS_OBJECTS, "GET /backends lists devices as objects (before: names)"),
+    (TRANSPILED_CIRCUITS_REMOVED, "GET /jobs/{id}/transpiled_circuits removed"),
+    (VERSIONS_AS_OBJECTS, "GET /versions answers objects {version, status, sunset_date}"),
+    (NO_BSS_NOR_USAGE_SECONDS, "jobs and metrics drop bss, usage.quantum_seconds, usage.seconds"),
+    (EXECUTION_TIME_AT_ROOT, "circuits_execution_time_ns moves to the root of /metrics"),
+    (USAGE_VALUE, "usage.value (resource units, preview) on jobs, metrics and workloads"),
+)
+
+
+def _served_in(endpoint: Endpoint, version: str) -> bool:
+    first, gone = _IN_VERSIONS.get((endpoint.method, endpoint.path), (None, None))
+    return (first is None or since(version, first)) and (gone is None or not since(version, gone))
+
+
 @functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The emulated Qiskit Runtime REST API (IBM Quantum Compute Service REST API)."""
+def openapi_document(version: str = LATEST) -> dict[str, Any]:
+    """The emulated Qiskit Runtime REST API (IBM Quantum Compute Service REST API) as of API
+    `version`: its endpoints, and the shape changes in force listed in the description."""
+    in_force = [text for change, text in _CHANGES if since(version, change)]
+    description = (
+        "What the emulator serves under /api/v1 (any prefix ending in /api/v1), for requests "
+        f"with IBM-API-Version {version}. Changes in force: "
+        + ("; ".join(in_force) if in_force else "none (the first version)")
+        + "."
+    )
     return document(
         title="Qiskit Runtime REST API (IBM Quantum emulator)",
-        version=API_VERSIONS[-1]["version"],
-        description="What the emulator serves under /api/v1 (any prefix ending in /api/v1).",
+        version=version,
+        description=description,
         prefix=RUNTIME_PREFIX,
-        endpoints=ENDPOINTS,
+        endpoints=[e for e in ENDPOINTS if _served_in(e, version)],
         error_schema=ERROR_SCHEMA,
         auth_errors=(401, 403),
         extra_headers=[
@@ -583,13 +633,29 @@ def openapi_document() -> dict[str, Any]:
                 "required": False,
                 "schema": {"type": "string"},
                 "description": "The instance acted on (default: the server's first instance)",
-            }
+            },
+            {
+                "name": "IBM-API-Version",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "example": version},
+                "description": "The API version the response is shaped for (default: current)",
+            },
         ],
     )
 
 
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi_document())
+
+
+async def openapi_versioned_json(request: Request) -> Response:
+    """`/api/openapi-2026-02-01.json`: IBM's dated copy of the document, one per version."""
+    version = request.path_params["version"]
+    if version not in {v["version"] for v in API_VERSIONS}:
+        known = ", ".join(v["version"] for v in API_VERSIONS)
+        return JSONResponse({"detail": f"no API version {version}; known: {known}"}, 404)
+    return JSONResponse(openapi_document(version))
 
 
 middleware = [

@@ -60,6 +60,9 @@ NO_BSS_NOR_USAGE_SECONDS = "2026-03-15"
 `usage.seconds`."""
 EXECUTION_TIME_AT_ROOT = "2026-04-15"
 """`circuits_execution_time_ns` leaves `usage` for the root of `/metrics`."""
+USAGE_VALUE = "2026-04-15"
+"""Resource units (preview): `usage.value` on jobs, metrics and workloads. The emulator counts
+one unit per second of usage (inferred: IBM does not document the rate)."""
 
 _SUPPORTED = [date.fromisoformat(v.version) for v in VERSIONS]
 

@@ -13,6 +13,7 @@ from emulator.api.runtime.versions import (
     EXECUTION_TIME_AT_ROOT,
     LATEST,
     NO_BSS_NOR_USAGE_SECONDS,
+    USAGE_VALUE,
     since,
 )
 from emulator.config import Instance
@@ -38,16 +39,21 @@ log = logging.getLogger("emulator.api.runtime")
 USER_ID = "emulator-user"
 
 
-def _usage(job: JobSnapshot) -> dict[str, Any]:
+def _usage(job: JobSnapshot, version: str = LATEST) -> dict[str, Any]:
     seconds = round(job.quantum_seconds or 0.0, 6)
-    return {
+    usage: dict[str, Any] = {
         "qpu_charge_time_seconds": seconds,
         "status": "complete" if job.state.terminal else "pending",
     }
+    if since(version, USAGE_VALUE):
+        usage["value"] = seconds
+    return usage
 
 
-def job_view(job: JobSnapshot, include_params: bool = False) -> dict[str, Any]:
-    """`GET /jobs/{id}` body (IBM JobResponseV3)."""
+def job_view(
+    job: JobSnapshot, include_params: bool = False, version: str = LATEST
+) -> dict[str, Any]:
+    """`GET /jobs/{id}` body (IBM JobResponseV3) in the shape of API `version`."""
     status = STATUS[job.state]
     state: dict[str, Any] = {"status": status}
     if job.reason:
@@ -71,7 +77,7 @@ def job_view(job: JobSnapshot, include_params: bool = False) -> dict[str, Any]:
         "tags": list(job.tags),
         "user_id": USER_ID,
         "cost": job.cost if job.cost is not None else 0,
-        "usage": _usage(job),
+        "usage": _usage(job, version),
     }
     if job.finished_at is not None:
         body["ended"] = isoformat(job.finished_at)
@@ -111,13 +117,13 @@ def metrics_view(job: JobSnapshot, version: str = LATEST) -> dict[str, Any]:
             "running": isoformat(job.running_at),
             "finished": isoformat(job.finished_at),
         },
-        "usage": _usage(job),
+        "usage": _usage(job, version),
         "qiskit_version": qiskit.__version__,
         "caller": job.caller or "",
     }
     if not since(version, NO_BSS_NOR_USAGE_SECONDS):
         body.update(_billing(seconds))
-        body["usage"] = {**_usage(job), **body["usage"]}
+        body["usage"] = {**_usage(job, version), **body["usage"]}
     execution_ns = int(seconds * 1e9)
     if since(version, EXECUTION_TIME_AT_ROOT):
         body["circuits_execution_time_ns"] = execution_ns
@@ -136,7 +142,7 @@ def _billing(seconds: float) -> dict[str, Any]:
 
 def listed_job_view(job: JobSnapshot, include_params: bool, version: str) -> dict[str, Any]:
     """One job of `GET /jobs` in the shape of API `version`."""
-    body = job_view(job, include_params)
+    body = job_view(job, include_params, version)
     if not since(version, NO_BSS_NOR_USAGE_SECONDS):
         billing = _billing(job.quantum_seconds or 0.0)
         body["bss"] = billing["bss"]
@@ -176,7 +182,7 @@ def status_view(backend: ServedBackend, queue_length: int, state: BackendState) 
     }
 
 
-def workload_view(workload: Workload, instance: str) -> dict[str, Any]:
+def workload_view(workload: Workload, instance: str, version: str = LATEST) -> dict[str, Any]:
     """One entry of `GET /workloads` (IBM WorkloadResponse)."""
     body: dict[str, Any] = {
         "id": workload.id,
@@ -197,6 +203,8 @@ def workload_view(workload: Workload, instance: str) -> dict[str, Any]:
         seconds = round(workload.seconds, 6)
         body["usage_seconds"] = seconds  # deprecated by IBM, still in the schema
         body["usage"] = {"qpu_charge_time_seconds": seconds}
+        if since(version, USAGE_VALUE):
+            body["usage"]["value"] = seconds
         if workload.mode == "job":
             body["usage"]["status"] = "complete" if workload.ended is not None else "pending"
             body["estimated_running_time_seconds"] = seconds
