@@ -67,18 +67,19 @@ class Documents:
 
     def __init__(self) -> None:
         self._bodies: dict[tuple[str, ...], tuple[bytes, str]] = {}
-        self._rendered: dict[int, tuple[object, bytes]] = {}
+        self._rendered: dict[tuple[int, str], tuple[object, bytes]] = {}
 
-    def rendered(self, value: object, build: Callable[[], Any]) -> bytes:
+    def rendered(self, value: object, build: Callable[[], Any], view: str = "") -> bytes:
         """The JSON of an immutable `value` (a final job's snapshot from the store's cache),
-        encoded once while that same object is what the store hands out."""
-        found = self._rendered.get(id(value))
+        encoded once per `view` of it while that same object is what the store hands out."""
+        key = (id(value), view)
+        found = self._rendered.get(key)
         if found is not None and found[0] is value:
             return found[1]
         body = encode_json(build())
         if len(self._rendered) >= RENDERED:
             self._rendered.clear()
-        self._rendered[id(value)] = (value, body)  # holding `value` keeps its id unique
+        self._rendered[key] = (value, body)  # holding `value` keeps its id unique
         return body
 
     def response(

@@ -79,8 +79,8 @@ def test_a_list_page_of_final_jobs_from_memory_is_the_same_as_from_the_store(
     tmp_path: Path,
 ) -> None:
     """Final jobs of a page come from the snapshot cache with their views encoded once: the
-    page is still JSONResponse's exact format, each entry is the job's own status view, and a
-    tag change shows at once."""
+    page is still JSONResponse's exact format, each entry is the job's own status view (less
+    the usage seconds lists no longer carry), and a tag change shows at once."""
     with serve(tmp_path) as root, sibling(root, "/api/v1", bearer(root)) as api:
         ids = [submit(api) for _ in range(4)]
         for job_id in ids[:3]:
@@ -92,7 +92,13 @@ def test_a_list_page_of_final_jobs_from_memory_is_the_same_as_from_the_store(
             assert page.json()["count"] == 4
             for entry in page.json()["jobs"]:
                 alone = api.get(f"/jobs/{entry['id']}", params={"exclude_params": "true"})
-                assert entry == alone.json()
+                # The job's own view, but for the usage seconds lists dropped in 2026-03-15
+                # (a job's own view keeps them: qrmi 0.23 requires `usage.seconds`).
+                own = alone.json()
+                own["usage"] = {
+                    k: v for k, v in own["usage"].items() if k not in ("seconds", "quantum_seconds")
+                }
+                assert entry == own
         # The total rides on the page's rows; past the end it is read on its own.
         for offset, size in ((1, 2), (10, 0)):
             query = {"limit": 2, "offset": offset, "exclude_params": "true"}

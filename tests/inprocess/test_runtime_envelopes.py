@@ -195,6 +195,10 @@ def test_the_same_job_in_2025_05_01_and_2026_04_15_shapes(runtime: TestClient) -
     assert "circuits_execution_time_ns" in new and "circuits_execution_time_ns" not in new["usage"]
     between = runtime.get(f"/jobs/{job_id}/metrics", headers=_as("2026-03-15")).json()
     assert "bss" not in between and "circuits_execution_time_ns" in between["usage"]
+    # A job's own view keeps usage.seconds in every version (qrmi 0.23 requires it); its
+    # list entry drops it from 2026-03-15, cached or not.
+    assert "seconds" in runtime.get(f"/jobs/{job_id}", headers=_as("2026-04-15")).json()["usage"]
+    assert "seconds" in runtime.get(f"/jobs/{job_id}").json()["usage"]
     # Resource units (usage.value) from 2026-04-15, on the job, its metrics and its list entry.
     assert "value" in new["usage"] and "value" not in between["usage"]
     assert "value" in runtime.get(f"/jobs/{job_id}", headers=_as("2026-04-15")).json()["usage"]

@@ -261,9 +261,11 @@ async def list_jobs(request: Request) -> Response:
     # Final jobs are mostly the store cache's own objects, their views encoded once (as for
     # a status poll): the page is those bytes joined, in JSONResponse's own format.
     parts = [
-        state.documents.rendered(j, functools.partial(views.job_view, j))
+        state.documents.rendered(
+            j, functools.partial(views.listed_job_view, j, False, LATEST), view="listed"
+        )
         if j.state.terminal
-        else encode_json(views.job_view(j))
+        else encode_json(views.listed_job_view(j, False, LATEST))
         for j in jobs
     ]
     body = b'{"jobs":[' + b",".join(parts) + b"]," + encode_json(rest)[1:]

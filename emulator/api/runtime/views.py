@@ -77,7 +77,10 @@ def job_view(
         "tags": list(job.tags),
         "user_id": USER_ID,
         "cost": job.cost if job.cost is not None else 0,
-        "usage": _usage(job, version),
+        # A job's own view keeps `usage.seconds` and `quantum_seconds` in every version (IBM
+        # removed them from lists and metrics only): qrmi 0.23's generated client requires
+        # `seconds` on a job status.
+        "usage": {**_usage(job, version), **_billing(job.quantum_seconds or 0.0)["usage"]},
     }
     if job.finished_at is not None:
         body["ended"] = isoformat(job.finished_at)
@@ -144,9 +147,9 @@ def listed_job_view(job: JobSnapshot, include_params: bool, version: str) -> dic
     """One job of `GET /jobs` in the shape of API `version`."""
     body = job_view(job, include_params, version)
     if not since(version, NO_BSS_NOR_USAGE_SECONDS):
-        billing = _billing(job.quantum_seconds or 0.0)
-        body["bss"] = billing["bss"]
-        body["usage"] = {**body["usage"], **billing["usage"]}
+        body["bss"] = _billing(job.quantum_seconds or 0.0)["bss"]
+    else:
+        body["usage"] = _usage(job, version)
     return body
 
 
