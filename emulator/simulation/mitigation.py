@@ -37,8 +37,14 @@ DEFAULT_LEVEL = 1
 # The wire's estimator options the client's EstimatorOptions model reads; the rest are the
 # emulator's own (seed, simulator, precision), IBM-only (execution, environment) or ignored.
 _SECTIONS = ("resilience", "twirling")
-# V2 wire fields that the executor-based options model has no place for.
-_LEARNING_ONLY = ("layer_noise_learning",)
+# V2 wire fields (the server Estimator's options) that the executor-based options model has
+# no place for, by section path, with why they change nothing here.
+_V2_ONLY = {
+    ("resilience",): {"layer_noise_learning": "layer noise learning serves PEA and PEC only"},
+    ("resilience", "measure_noise_learning"): {
+        "shots_per_randomization": "the TREX calibration takes the pubs' shots per randomization"
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,21 @@ def _field(prefix: str, loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _without_v2_only(
+    value: dict[str, Any], path: tuple[str, ...], notes: list[str]
+) -> dict[str, Any]:
+    """A copy of an options section without the V2-only fields (noted), at any depth."""
+    out = {}
+    dropped = _V2_ONLY.get(path, {})
+    for key, item in value.items():
+        if key in dropped:
+            if item is not None:
+                notes.append(f"options.{'.'.join((*path, key))}: {dropped[key]}")
+            continue
+        out[key] = _without_v2_only(item, (*path, key), notes) if isinstance(item, dict) else item
+    return out
+
+
 def mitigation_options(level: int | None, options: Mapping[str, Any]) -> Mitigation:
     """The client's finalized `EstimatorOptions` for the wire's `resilience_level` and
     `options.{resilience, twirling, dynamical_decoupling}`; raises InvalidParams naming the
@@ -125,13 +146,7 @@ def mitigation_options(level: int | None, options: Mapping[str, Any]) -> Mitigat
             continue
         if not isinstance(value, dict):
             raise InvalidParams(f"params.options.{section}", "must be an object")
-        value = dict(value)
-        for key in _LEARNING_ONLY:
-            if value.pop(key, None) is not None:
-                notes.append(
-                    f"options.{section}.{key}: layer noise learning serves PEA and PEC only"
-                )
-        fields[section] = value
+        fields[section] = _without_v2_only(value, (section,), notes)
     try:
         model = EstimatorOptions(**fields)
     except ValidationError as exc:

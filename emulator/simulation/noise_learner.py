@@ -235,31 +235,36 @@ def learned_layers(
     circuits: Sequence[QuantumCircuit], strategy: str, max_layers: int | None
 ) -> list[tuple[tuple[Gate, ...], list[int], int]]:
     """(gates, qubits, width) of the unique layers, the most frequent first (IBM: layers that
-    occur more often are learned first), at most `max_layers` of them."""
-    found: Counter[tuple[Gate, ...]] = Counter()
-    qubits_of: dict[tuple[Gate, ...], list[int]] = {}
-    width_of: dict[tuple[Gate, ...], int] = {}
+    occur more often are learned first; ties in the order first seen), at most `max_layers`.
+
+    A layer is its gates on the qubits the twirling strategy names, so the same gates are two
+    layers where the strategy gives them different qubits (`active-accum` later in a circuit,
+    `active-circuit` in another circuit): each is learned on its own qubits.
+    """
+    found: Counter[tuple[tuple[Gate, ...], tuple[int, ...]]] = Counter()
+    width_of: dict[tuple[tuple[Gate, ...], tuple[int, ...]], int] = {}
     for circuit in circuits:
         accumulated: set[int] = set()
+        everything = None
         for gates in two_qubit_layers(circuit):
-            found[gates] += 1
             active = {q for _, pair in gates for q in pair}
             accumulated |= active
-            if gates in qubits_of:
-                continue
             if strategy == "active":
                 chosen = sorted(active)
             elif strategy == "active-accum":
                 chosen = sorted(accumulated)
             elif strategy == "active-circuit":
-                chosen = _active(circuit)
+                everything = everything if everything is not None else _active(circuit)
+                chosen = everything
             else:
                 chosen = list(range(circuit.num_qubits))
-            qubits_of[gates], width_of[gates] = chosen, circuit.num_qubits
-    ordered = sorted(found, key=lambda g: -found[g])  # stable: first seen first among equals
+            key = (gates, tuple(chosen))
+            found[key] += 1
+            width_of.setdefault(key, circuit.num_qubits)
+    ordered = sorted(found, key=lambda k: -found[k])  # stable: first seen first among equals
     if max_layers is not None:
         ordered = ordered[:max_layers]
-    return [(g, qubits_of[g], width_of[g]) for g in ordered]
+    return [(gates, list(qubits), width_of[(gates, qubits)]) for gates, qubits in ordered]
 
 
 # -- the legacy NoiseLearner --------------------------------------------------------------------
@@ -351,7 +356,8 @@ def _run_legacy(
             f"layer {', '.join(f'{n}{list(p)}' for n, p in gates)} on "
             f"{format_qubits(set(qubits))}: {len(model.terms)} generators"
         )
-    metadata = {"backend": snapshot.name, "input_options": options}
+    # IBM echoes max_execution_time among the input options (None: the job has its own).
+    metadata = {"backend": snapshot.name, "input_options": {"max_execution_time": None, **options}}
     return encode({"data": data, "metadata": metadata})
 
 

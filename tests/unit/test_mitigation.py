@@ -167,3 +167,42 @@ def test_zne_on_a_circuit_only_the_stabilizer_can_take_fails_saying_why() -> Non
     result, log = _estimate(_params(circuit, observable, resilience_level=1))
     assert result.metadata["resilience"]["measure_mitigation"] is True
     assert any("without readout error" in line for line in log)
+
+
+def test_the_server_estimators_own_option_fields_are_accepted() -> None:
+    """Fields of the V2 options (what qiskit-ibm-runtime's own integration test sets) that
+    the executor-based options model has no place for are noted, not refused."""
+    circuit, zz = _noisy_bell()
+    options = {
+        "default_shots": 400,
+        "resilience": {
+            "measure_mitigation": True,
+            "zne_mitigation": True,
+            "zne": {
+                "amplifier": "gate_folding_back",
+                "noise_factors": [3, 5],
+                "extrapolator": "linear",
+            },
+            "pec_mitigation": False,
+            "layer_noise_learning": {
+                "max_layers_to_learn": 10,
+                "shots_per_randomization": 64,
+                "num_randomizations": 16,
+                "layer_pair_depths": [0, 1, 2, 4],
+            },
+            "measure_noise_learning": {"num_randomizations": 32, "shots_per_randomization": 100},
+        },
+        "execution": {"init_qubits": True, "rep_delay": 0.00025},
+        "twirling": {
+            "enable_gates": True,
+            "enable_measure": True,
+            "strategy": "active",
+            "num_randomizations": 16,
+            "shots_per_randomization": 25,
+        },
+    }
+    result, log = _estimate(_params(circuit, zz, resilience_level=1, **options))
+    assert result[0].data.evs_noise_factors.shape == (1, 2)
+    assert result[0].metadata["num_randomizations"] == 16
+    assert any("measure_noise_learning.shots_per_randomization" in line for line in log)
+    assert any("layer_noise_learning" in line for line in log)

@@ -48,26 +48,29 @@ def test_the_rates_reproduce_the_twirled_gate_channel_exactly() -> None:
             )
 
 
+ECR_10, ECR_21 = (("ecr", (1, 0)),), (("ecr", (2, 1)),)
+
+
 @pytest.mark.parametrize(
-    ("strategy", "qubits"),
+    ("strategy", "layers"),
     [
-        ("active", [[0, 1], [1, 2]]),
-        ("active-accum", [[0, 1], [0, 1, 2]]),
-        ("active-circuit", [[0, 1, 2, 3], [0, 1, 2, 3]]),
+        ("active", [(ECR_10, [0, 1]), (ECR_21, [1, 2])]),
+        # The third layer repeats the first's gates on the qubits accumulated by then: as on
+        # IBM (its integration test expects three layers of these circuits), a layer of its own.
+        ("active-accum", [(ECR_10, [0, 1]), (ECR_21, [0, 1, 2]), (ECR_10, [0, 1, 2])]),
+        ("active-circuit", [(ECR_10, [0, 1, 2, 3]), (ECR_21, [0, 1, 2, 3])]),
     ],
 )
 def test_layers_are_unique_most_frequent_first_on_the_strategys_qubits(
-    strategy: str, qubits: list[list[int]]
+    strategy: str, layers: list[tuple[object, list[int]]]
 ) -> None:
-    layers = learned_layers([_chain()], strategy, None)
-    assert [gates for gates, _, _ in layers] == [(("ecr", (1, 0)),), (("ecr", (2, 1)),)]
-    assert [chosen for _, chosen, _ in layers] == qubits
+    found = learned_layers([_chain()], strategy, None)
+    assert [(gates, chosen) for gates, chosen, _ in found] == layers
     assert len(learned_layers([_chain()], strategy, 1)) == 1
 
 
 def test_idle_qubits_of_a_layer_relax_and_uncoupled_pairs_have_no_rate() -> None:
-    layers = {tuple(q): g for g, q, _ in learned_layers([_chain()], "active-accum", None)}
-    model = layer_model(PauliNoise(TARGET), layers[(0, 1, 2)], [0, 1, 2], _edges(TARGET))
+    model = layer_model(PauliNoise(TARGET), ECR_21, [0, 1, 2], _edges(TARGET))
     rates = dict(zip(model.labels(), model.rates(), strict=True))
     # Labels read right to left: position 0 (device qubit 0) is the last character.
     assert rates["IIZ"] > 0 and rates["IIX"] > 0  # qubit 0 idles for the ECR's 660 ns
@@ -84,7 +87,7 @@ def _legacy(**options: Any) -> dict[str, Any]:
 def test_the_legacy_result_decodes_with_the_clients_decoder() -> None:
     out = run_program("noise-learner", json.dumps(_legacy(max_layers_to_learn=None)), BRISBANE)
     result = NoiseLearnerResultDecoder.decode(out.result)
-    assert [layer.qubits for layer in result] == [[0, 1], [0, 1, 2]]
+    assert [layer.qubits for layer in result] == [[0, 1], [0, 1, 2], [0, 1, 2]]
     assert all(np.all(layer.error.rates >= 0) for layer in result)
     assert result.metadata["input_options"]["max_layers_to_learn"] is None
     assert any("no learning circuits run" in line for line in out.log)
@@ -113,4 +116,4 @@ def test_invalid_noise_learner_params_name_the_field(params: dict[str, Any], fie
 def test_qrmis_program_name_is_the_same_program() -> None:
     """qrmi's Runtime client submits the noise learner as `noiselearner`."""
     out = run_program("noiselearner", json.dumps(_legacy()), BRISBANE)
-    assert len(NoiseLearnerResultDecoder.decode(out.result)) == 2
+    assert len(NoiseLearnerResultDecoder.decode(out.result)) == 3
