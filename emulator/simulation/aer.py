@@ -68,7 +68,7 @@ def mps_noise_text(
         "the shots shared among them (each shot exact, shots of one realization correlated); "
         "readout errors calibrated"
         if program == "sampler"
-        else "exact expectation values averaged over them (no readout error, as Aer's estimator)"
+        else "exact expectation values averaged over them (no readout error: what TREX estimates)"
     )
     return (
         f"noise: {snapshot.name} calibration (snapshot {snapshot.source}) on the "

@@ -184,6 +184,22 @@ def observable_support(observables: ObservablesArray) -> set[int]:
     return support
 
 
+def with_support(circuit: QuantumCircuit, support: set[int]) -> QuantumCircuit:
+    """The circuit as its pub is simulated, for choosing the method and estimating the time:
+    every qubit an observable reads is measured (in its Pauli's basis), so it counts, even
+    where the circuit leaves it alone (an `X` on all 127 qubits of a 3-qubit circuit is a
+    127-qubit simulation). Identity gates mark them; the copy never runs."""
+    from emulator.simulation.noise import active_qubits
+
+    missing = support - active_qubits(circuit)
+    if not missing:
+        return circuit
+    marked = circuit.copy()
+    for qubit in sorted(missing):
+        marked.id(qubit)
+    return marked
+
+
 def pub_shots(pub: EstimatorPub) -> int:
     """The shots a precision stands for (IBM: shots = ⌈1/precision²⌉)."""
     return max(1, math.ceil(1 / float(pub.precision) ** 2))
@@ -300,7 +316,10 @@ def run_estimator(
         circuits = (c for pub in job.pubs for c in bound_circuits(pub))
         policy = policy or Policy()
         runs = [
-            Run(p.circuit, *job.mitigation.work(pub_shots(p), max(1, p.parameter_values.size)))
+            Run(
+                with_support(p.circuit, observable_support(p.observables)),
+                *job.mitigation.work(pub_shots(p), max(1, p.parameter_values.size)),
+            )
             for p in job.pubs
         ]
         choice, noise_model, noise_text = method_and_noise(

@@ -206,3 +206,18 @@ def test_the_server_estimators_own_option_fields_are_accepted() -> None:
     assert result[0].metadata["num_randomizations"] == 16
     assert any("measure_noise_learning.shots_per_randomization" in line for line in log)
     assert any("layer_noise_learning" in line for line in log)
+
+
+def test_an_observable_on_qubits_the_circuit_leaves_alone_counts_them_as_simulated() -> None:
+    """qiskit-ibm-runtime's own integration test measures `X` on every qubit of a 3-qubit
+    circuit: a 127-qubit simulation, which went to the density matrix (3 active qubits) and
+    failed for memory."""
+    circuit = transpile(
+        ghz(3, measure=False), target=backend_target(BRISBANE), optimization_level=1
+    )
+    circuit.t(circuit.layout.final_index_layout()[0])  # non-Clifford: not the stabilizer
+    everywhere = SparsePauliOp("X" * circuit.num_qubits)
+    result, log = _estimate(_params(circuit, everywhere, resilience_level=1, default_shots=400))
+    assert abs(float(result[0].data.evs[0])) < 0.2  # ⟨X⟩ of an untouched |0> is 0
+    assert any(line.startswith("method: matrix_product_state") for line in log)
+    assert any("127 qubits" in line for line in log)
