@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/direct_access.py
 	$(PY) bench/noise_models.py
 	$(PY) bench/throughput.py
+	$(PY) bench/mitigation.py
 
 bench-scale: $(STAMP)  # minutes; PostgreSQL rows when IBMQ_EMULATOR_TEST_POSTGRES is set
 	$(PY) bench/scale.py
