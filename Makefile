@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # server is started once). 0 runs everything in this process.
 TEST_PROCESSES ?= 2
 
-.PHONY: serve test lint bench bench-scale image clean
+.PHONY: serve test test-clients lint bench bench-scale image clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
+
+test-clients: $(STAMP)  # every supported client version in its own venv (.venv-clients/)
+	$(PY) tests/clients/matrix.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check emulator tests bench
@@ -44,4 +47,4 @@ image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .
 
 clean:
-	rm -rf $(VENV) .emulator .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-clients .emulator .pytest_cache .ruff_cache

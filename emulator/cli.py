@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import ipaddress
 import logging
+import re
 import shlex
 import signal
 import sys
@@ -77,6 +78,11 @@ def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="append",
         help="also print the {BACKEND}_QRMI_IBM_QCS_* exports for qrmi's Runtime resource "
         "(ResourceType.IBMQuantumComputeService) on the emulator (repeatable)",
+    )
+    p.add_argument(
+        "--client-version",
+        help="the qiskit-ibm-runtime version the exports are for (default: the one installed "
+        "beside the emulator); clients before 0.49 ignore IAM_URL, so none are printed for them",
     )
     p.add_argument("--bucket", default="qrmi", help="object-store bucket for --qrmi (default qrmi)")
     p.add_argument(
@@ -240,7 +246,38 @@ def _served_info(url: str) -> dict[str, Any]:
     return {}
 
 
+FIRST_CLIENT_WITH_IAM_URL = (0, 49)
+"""qiskit-ibm-runtime 0.49 is the first that reads IAM_URL; older ones derive IAM's host."""
+
+
+def _client_version(asked: str | None) -> str | None:
+    if asked:
+        return asked
+    try:
+        from importlib.metadata import version
+
+        return version("qiskit-ibm-runtime")
+    except Exception:  # noqa: BLE001 - not installed: nothing to warn about
+        return None
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
 def cmd_env(args: argparse.Namespace) -> int:
+    client = _client_version(args.client_version)
+    if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_IAM_URL:
+        # Never print a recipe that would send the API key to IBM: such a client ignores
+        # IAM_URL and asks IBM's IAM host (derived from the URL, or iam.cloud.ibm.com).
+        print(
+            f"# qiskit-ibm-runtime {client} ignores IAM_URL (0.49 was the first to read it): "
+            "with these exports it would send the API key to IBM's IAM host, so none are "
+            "printed. Use qiskit-ibm-runtime >= 0.49 with the emulator; an interception mode "
+            "for older clients is planned (serve --intercept).",
+            file=sys.stderr,
+        )
+        return 3
     settings = _settings(args, [])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = args.url or f"http://{host}:{settings.port}"

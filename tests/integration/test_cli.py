@@ -57,6 +57,20 @@ def test_env_warns_about_a_non_loopback_url() -> None:
     assert "export IAM_URL=http://192.0.2.10:8000/iam" in out.stdout
 
 
+@pytest.mark.parametrize("version", ["0.41.1", "0.30.0", "0.48.2"])
+def test_env_prints_no_exports_for_a_client_that_ignores_iam_url(version: str) -> None:
+    """Clients before 0.49 send the API key to IBM's IAM host whatever IAM_URL says: `env`
+    must not hand them a recipe (exit 3, nothing on stdout, the reason on stderr)."""
+    out = run_cli("env", "--url", "http://127.0.0.1:1", "--client-version", version)
+    assert out.returncode == 3 and out.stdout == ""
+    assert "ignores IAM_URL" in out.stderr and version in out.stderr
+
+
+def test_env_prints_exports_for_clients_that_read_iam_url() -> None:
+    out = run_cli("env", "--url", "http://127.0.0.1:1", "--client-version", "0.49.0")
+    assert out.returncode == 0 and "export IAM_URL=http://127.0.0.1:1/iam" in out.stdout
+
+
 def test_env_takes_the_default_instance_of_the_running_server(server: EmulatorServer) -> None:
     assert emulator_env(server.url)["QISKIT_IBM_INSTANCE"] == CRN_A
 

@@ -1,0 +1,95 @@
+"""Each client version, unmodified in its own venv, runs the basic scenario against a server.
+
+    python tests/clients/matrix.py                      # every version in VERSIONS
+    python tests/clients/matrix.py 0.49.0 0.51.0        # these
+
+Venvs are cached under `.venv-clients/` (one per version; built once, by pip). The server runs
+from this checkout's interpreter; the client is configured only by `python -m emulator env`.
+Versions before 0.49 ignore `IAM_URL` and would send the API key to IBM's IAM host: they are
+not run here until the interception mode (issue 16) exists, and `env` warns about them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from emulator.testing import EmulatorServer, emulator_env  # noqa: E402
+
+VERSIONS = ("0.51.0", "0.50.0", "0.49.0")
+"""Clients that honour `IAM_URL` (0.49 and later), newest first."""
+CACHE = ROOT / ".venv-clients"
+SCENARIO = Path(__file__).with_name("scenario.py")
+
+
+@dataclass
+class Outcome:
+    version: str
+    steps: dict[str, bool] = field(default_factory=dict)
+    output: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(self.steps.values())
+
+
+def client_python(version: str) -> Path:
+    """The interpreter of a venv holding exactly `qiskit-ibm-runtime==version` (and what it
+    requires), built on first use."""
+    venv = CACHE / f"qiskit-ibm-runtime-{version}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    if not stamp.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", f"qiskit-ibm-runtime=={version}"],
+            check=True,
+        )
+        stamp.touch()
+    return python
+
+
+def run_scenario(version: str, url: str) -> Outcome:
+    python = client_python(version)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
+    env.update(emulator_env(url))
+    env.pop("PYTHONPATH", None)  # the client's venv only: not this checkout's packages
+    done = subprocess.run(
+        [str(python), str(SCENARIO)], env=env, capture_output=True, text=True, timeout=900
+    )
+    outcome = Outcome(version, output=done.stdout + done.stderr)
+    for line in done.stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if "step" in record:
+            outcome.steps[record["step"]] = bool(record["ok"])
+    return outcome
+
+
+def main(versions: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as data:
+        server = EmulatorServer(Path(data), workers=2).start()
+        try:
+            outcomes = [run_scenario(v, server.url) for v in versions]
+        finally:
+            server.stop()
+    for outcome in outcomes:
+        steps = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in outcome.steps.items())
+        print(f"qiskit-ibm-runtime {outcome.version}: {'pass' if outcome.ok else 'FAIL'} ({steps})")
+        if not outcome.ok:
+            print(outcome.output[-3000:])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or list(VERSIONS)))
