@@ -4,6 +4,8 @@ Fixtures, all opt-in (nothing starts unless a test asks for one):
 
 - `emulator_server` (session): `python -m emulator serve` on a free loopback port with its
   data in a temporary directory; or, when `IBMQ_EMULATOR_URL` is set, that running server.
+  `IBMQ_EMULATOR_PYTHON` names another interpreter to serve from (a venv with the emulator
+  and the client it needs) when the tests' venv keeps an older qiskit-ibm-runtime.
 - `emulator` (function): an `EmulatorControl` for the control plane, after a full reset, so
   every test starts with no jobs, sessions or rules (`IBMQ_EMULATOR_ADMIN_TOKEN` is sent
   on every call, reads included, to a server started with `--admin-token`).
@@ -35,6 +37,7 @@ from emulator.testing import (
 )
 
 URL_VARIABLE = "IBMQ_EMULATOR_URL"
+PYTHON_VARIABLE = "IBMQ_EMULATOR_PYTHON"
 TOKEN_VARIABLE = "IBMQ_EMULATOR_ADMIN_TOKEN"
 
 
@@ -67,6 +70,7 @@ def emulator_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer |
         data_dir,
         *request.config.getoption("--emulator-arg"),
         workers=request.config.getoption("--emulator-workers"),
+        python=os.environ.get(PYTHON_VARIABLE) or None,
     ).start()
     try:
         yield server

@@ -46,8 +46,18 @@ def free_port() -> int:
 class EmulatorServer:
     """`python -m emulator serve` as a subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, *extra: str, workers: int = 2, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        workers: int = 2,
+        port: int | None = None,
+        python: str | None = None,
+    ):
         self.data_dir = data_dir
+        # Another interpreter (a venv with the emulator and its own client) when the tests'
+        # venv keeps an older qiskit-ibm-runtime than the server needs.
+        self.python = python or sys.executable
         self.extra = list(extra)
         self.workers = workers
         self.port = port or free_port()
@@ -61,7 +71,7 @@ class EmulatorServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
         self.process = subprocess.Popen(
             [
-                sys.executable,
+                self.python,
                 "-m",
                 "emulator",
                 "serve",

@@ -31,3 +31,41 @@ def test_the_oldest_client_that_reads_iam_url_runs_the_basic_scenario(
     outcome = run_scenario(OLDEST_WITH_IAM_URL, server.url)
     assert outcome.ok, outcome.output[-3000:]
     assert set(outcome.steps) == {"sampler", "estimator", "jobs", "job", "session", "cancel"}
+
+
+def test_the_plugin_serves_from_the_interpreter_ibmq_emulator_python_names(tmp_path: Path) -> None:
+    """A project whose venv keeps an older client points the plugin at a venv that has the
+    emulator and its client: the server process runs from that interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "served-by-the-other-interpreter"
+    other = tmp_path / "other-python"  # stands for another venv's interpreter: it leaves a mark
+    other.write_text(f"#!/bin/sh\ntouch '{marker}'\nexec '{sys.executable}' \"$@\"\n")
+    other.chmod(0o755)
+    (tmp_path / "test_uses_the_plugin.py").write_text(
+        "def test_server(emulator_server):\n    assert emulator_server.health()['status'] == 'ok'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IBMQ_EMULATOR_")}
+    env["IBMQ_EMULATOR_PYTHON"] = str(other)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_uses_the_plugin.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert marker.exists()
