@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 from emulator.testing import EmulatorServer, emulator_env  # noqa: E402
 
 VERSIONS = ("0.51.0", "0.50.0", "0.49.0")
+QRMI_VERSIONS = ("0.23.1",)
+"""Older qrmi releases, beside the installed one (the suite's own qrmi tests run with them)."""
 """Clients that honour `IAM_URL` (0.49 and later), newest first."""
 CACHE = ROOT / ".venv-clients"
 SCENARIO = Path(__file__).with_name("scenario.py")
@@ -55,6 +57,53 @@ def client_python(version: str) -> Path:
         )
         stamp.touch()
     return python
+
+
+def qrmi_path(version: str) -> Path:
+    """A directory holding qrmi `version` alone (its dependencies are this venv's), for
+    PYTHONPATH, installed on first use."""
+    target = CACHE / f"qrmi-{version}"
+    if not (target / ".installed").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                f"qrmi=={version}",
+            ],
+            check=True,
+        )
+        (target / ".installed").touch()
+    return target
+
+
+def run_qrmi_tests(version: str) -> subprocess.CompletedProcess[str]:
+    """This suite's qrmi Runtime-resource tests with qrmi `version` imported first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
+    env["PYTHONPATH"] = str(qrmi_path(version))
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            str(ROOT / "tests" / "integration" / "test_qrmi_qcs.py"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def run_scenario(version: str, url: str) -> Outcome:
@@ -88,7 +137,14 @@ def main(versions: list[str]) -> int:
         print(f"qiskit-ibm-runtime {outcome.version}: {'pass' if outcome.ok else 'FAIL'} ({steps})")
         if not outcome.ok:
             print(outcome.output[-3000:])
-    return 0 if all(o.ok for o in outcomes) else 1
+    ok = all(o.ok for o in outcomes)
+    for version in QRMI_VERSIONS:
+        done = run_qrmi_tests(version)
+        print(f"qrmi {version}: {'pass' if done.returncode == 0 else 'FAIL'}")
+        if done.returncode != 0:
+            print((done.stdout + done.stderr)[-3000:])
+            ok = False
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

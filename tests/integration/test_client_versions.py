@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emulator.testing import EmulatorServer
-from tests.clients.matrix import run_scenario
+from tests.clients.matrix import QRMI_VERSIONS, qrmi_path, run_qrmi_tests, run_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -69,3 +69,25 @@ def test_the_plugin_serves_from_the_interpreter_ibmq_emulator_python_names(tmp_p
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert marker.exists()
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("version", QRMI_VERSIONS)
+def test_older_qrmi_runs_the_runtime_resource_tests(version: str) -> None:
+    """qrmi 0.23's generated client needs `usage.seconds` on a job status (among others)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(qrmi_path(version))}
+    imported = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m, qrmi; print(m.version('qrmi'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert imported == version
+    done = run_qrmi_tests(version)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "3 passed" in done.stdout
