@@ -27,19 +27,13 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder  # noqa: E402
 from emulator.domain.snapshots import load_snapshot  # noqa: E402
 from emulator.simulation import run_program  # noqa: E402
 from emulator.simulation.noise import backend_target, make_simulator, noise_model_for  # noqa: E402
+from tests.circuits import noisy_bell  # noqa: E402
 
 RUNS = 5
 
 
-def noisy_bell(target: object) -> tuple[QuantumCircuit, SparsePauliOp]:
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    for _ in range(4):
-        circuit.barrier()
-        circuit.cx(0, 1)
-        circuit.barrier()
-        circuit.cx(0, 1)
+def noisy_bell_on(target: object) -> tuple[QuantumCircuit, SparsePauliOp]:
+    circuit = noisy_bell()
     isa = transpile(circuit, target=target, initial_layout=[0, 1], optimization_level=0)
     return isa, SparsePauliOp("ZZ").apply_layout(isa.layout)
 
@@ -47,7 +41,7 @@ def noisy_bell(target: object) -> tuple[QuantumCircuit, SparsePauliOp]:
 def main() -> None:
     snapshot = load_snapshot("ibm_brisbane", "brisbane")
     target = backend_target(snapshot)
-    circuit, zz = noisy_bell(target)
+    circuit, zz = noisy_bell_on(target)
     print(f"noisy Bell <ZZ> on ibm_brisbane, precision 1/64 (4096 shots), median of {RUNS}")
     for level in (0, 1, 2):
         params = {

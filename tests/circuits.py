@@ -18,6 +18,21 @@ def bell(measure: bool = True) -> QuantumCircuit:
     return qc
 
 
+def noisy_bell(pairs: int = 4) -> QuantumCircuit:
+    """A Bell pair then `pairs` identity CX pairs (barriers keep the transpiler from
+    cancelling them): 2 + 2·pairs noisy two-qubit gates, so gate and readout errors pull ⟨ZZ⟩
+    well below its ideal 1 (error mitigation tests and bench)."""
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    for _ in range(pairs):
+        qc.barrier()
+        qc.cx(0, 1)
+        qc.barrier()
+        qc.cx(0, 1)
+    return qc
+
+
 def ghz(width: int, measure: bool = True) -> QuantumCircuit:
     """A GHZ state by a CX chain (Clifford: the stabilizer path at any width)."""
     qc = QuantumCircuit(width)

@@ -82,27 +82,26 @@ def qrmi_path(version: str) -> Path:
     return target
 
 
-def run_qrmi_tests(version: str) -> subprocess.CompletedProcess[str]:
-    """This suite's qrmi Runtime-resource tests with qrmi `version` imported first."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
-    env["PYTHONPATH"] = str(qrmi_path(version))
+def run_pytest(
+    *args: str, env: dict[str, str], cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """pytest in a subprocess of this interpreter, quiet, without its cache."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            str(ROOT / "tests" / "integration" / "test_qrmi_qcs.py"),
-        ],
-        cwd=ROOT,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
+    )
+
+
+def run_qrmi_tests(version: str) -> subprocess.CompletedProcess[str]:
+    """This suite's qrmi Runtime-resource tests with qrmi `version` imported first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
+    env["PYTHONPATH"] = str(qrmi_path(version))
+    return run_pytest(
+        "-p", "no:xdist", str(ROOT / "tests" / "integration" / "test_qrmi_qcs.py"), env=env
     )
 
 

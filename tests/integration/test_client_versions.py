@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from emulator.testing import EmulatorServer
-from tests.clients.matrix import QRMI_VERSIONS, qrmi_path, run_qrmi_tests, run_scenario
+from tests.clients.matrix import (
+    QRMI_VERSIONS,
+    qrmi_path,
+    run_pytest,
+    run_qrmi_tests,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +43,6 @@ def test_the_plugin_serves_from_the_interpreter_ibmq_emulator_python_names(tmp_p
     """A project whose venv keeps an older client points the plugin at a venv that has the
     emulator and its client: the server process runs from that interpreter."""
     import os
-    import subprocess
     import sys
 
     marker = tmp_path / "served-by-the-other-interpreter"
@@ -49,24 +54,8 @@ def test_the_plugin_serves_from_the_interpreter_ibmq_emulator_python_names(tmp_p
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("IBMQ_EMULATOR_")}
     env["IBMQ_EMULATOR_PYTHON"] = str(other)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            str(tmp_path / "test_uses_the_plugin.py"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    test = str(tmp_path / "test_uses_the_plugin.py")
+    done = run_pytest("--rootdir", str(tmp_path), test, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert marker.exists()
 

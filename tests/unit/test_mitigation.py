@@ -14,7 +14,7 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from emulator.domain.snapshots import load_snapshot
 from emulator.simulation import InvalidParams, ProgramFailure, run_program, validate_params
 from emulator.simulation.noise import backend_target
-from tests.circuits import ghz
+from tests.circuits import ghz, noisy_bell
 
 BRISBANE = load_snapshot("ibm_brisbane", "brisbane")
 
@@ -22,14 +22,7 @@ BRISBANE = load_snapshot("ibm_brisbane", "brisbane")
 def _noisy_bell() -> tuple[QuantumCircuit, SparsePauliOp]:
     """A Bell pair followed by four identity CX pairs on two neighbours: ten noisy ECRs, so
     both readout and gate errors pull ⟨ZZ⟩ well below its ideal 1."""
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    for _ in range(4):
-        circuit.barrier()
-        circuit.cx(0, 1)
-        circuit.barrier()
-        circuit.cx(0, 1)
+    circuit = noisy_bell()
     isa = transpile(
         circuit,
         target=backend_target(BRISBANE),
