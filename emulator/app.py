@@ -283,9 +283,21 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> ASGIApp:
         # server: keep it out of the collector's scans, which otherwise stall the event loop
         # for a tenth of a second whenever a full collection comes round.
         gc.freeze()
+        proxy = None
+        if settings.intercept_port:
+            from emulator.intercept import InterceptProxy, LocalCA
+
+            upstream = f"http://127.0.0.1:{settings.port}"
+            proxy = InterceptProxy(
+                LocalCA(settings.data_dir / "intercept"), upstream, port=settings.intercept_port
+            )
+            await proxy.start()
+        app.state.intercept = proxy
         try:
             yield
         finally:
+            if proxy is not None:
+                await proxy.stop()
             stop_settling.set()
             settler.join(5)
             traffic.join(5)

@@ -80,6 +80,13 @@ def _env_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(ResourceType.IBMQuantumComputeService) on the emulator (repeatable)",
     )
     p.add_argument(
+        "--intercept",
+        action="store_true",
+        help="print the interception recipe instead: HTTPS_PROXY at the server's "
+        "--intercept-port and its CA bundle, so code naming IBM's own URLs (or a client "
+        "before 0.49) is answered locally",
+    )
+    p.add_argument(
         "--client-version",
         help="the qiskit-ibm-runtime version the exports are for (default: the one installed "
         "beside the emulator); clients before 0.49 ignore IAM_URL, so none are printed for them",
@@ -265,16 +272,56 @@ def _release(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
+def intercept_lines(
+    base_url: str, api_key: str, instance_crn: str, proxy_port: int, ca: str
+) -> list[str]:
+    """Interception mode: IBM's own URLs go through the emulator's proxy (which answers them
+    itself and refuses any other host); loopback stays direct. No QISKIT_IBM_URL: code that
+    names none, or IBM's, reaches the proxy."""
+    proxy = f"http://127.0.0.1:{proxy_port}"
+    base = base_url.rstrip("/")
+    values = {
+        "HTTPS_PROXY": proxy,
+        "HTTP_PROXY": proxy,
+        "NO_PROXY": "127.0.0.1,localhost,::1",
+        "REQUESTS_CA_BUNDLE": ca,
+        "SSL_CERT_FILE": ca,
+        "QISKIT_IBM_TOKEN": api_key,
+        "QISKIT_IBM_INSTANCE": instance_crn,
+        "QISKIT_IBM_CHANNEL": "ibm_quantum_platform",
+        # Clients that read these use the emulator directly; older ones reach the proxy.
+        "IAM_URL": f"{base}/iam",
+        "GLOBAL_SEARCH_URL": f"{base}/globalsearch",
+        "GLOBAL_CATALOG_URL": f"{base}/globalcatalog",
+    }
+    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+
+
+def _served_health(url: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = httpx.get(url.rstrip("/") + "/_emulator/health", timeout=2.0)
+        if response.status_code == 200:
+            health: dict[str, Any] = response.json()
+            return health
+    except (httpx.HTTPError, ValueError):
+        pass
+    return {}
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     client = _client_version(args.client_version)
+    if args.intercept:
+        return _intercept_env(args)
     if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_IAM_URL:
         # Never print a recipe that would send the API key to IBM: such a client ignores
         # IAM_URL and asks IBM's IAM host (derived from the URL, or iam.cloud.ibm.com).
         print(
             f"# qiskit-ibm-runtime {client} ignores IAM_URL (0.49 was the first to read it): "
             "with these exports it would send the API key to IBM's IAM host, so none are "
-            "printed. Use qiskit-ibm-runtime >= 0.49 with the emulator; an interception mode "
-            "for older clients is planned (serve --intercept).",
+            "printed. Use qiskit-ibm-runtime >= 0.49, or the interception mode: serve with "
+            "--intercept-port PORT, then `env --intercept`.",
             file=sys.stderr,
         )
         return 3
@@ -302,6 +349,27 @@ def cmd_env(args: argparse.Namespace) -> int:
         )
     for backend in args.qrmi_qcs or []:
         lines += qrmi_qcs_lines(backend, url, api_key, instance, args.job_timeout)
+    print("\n".join(lines))
+    return 0
+
+
+def _intercept_env(args: argparse.Namespace) -> int:
+    settings = _settings(args, [])
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.url or f"http://{host}:{settings.port}"
+    intercept = _served_health(url).get("intercept")
+    if not intercept:
+        print(
+            f"# the emulator at {url} does not intercept: start it with --intercept-port PORT "
+            "(EMULATOR_INTERCEPT_PORT), then run `env --intercept` again.",
+            file=sys.stderr,
+        )
+        return 2
+    info = _served_info(url)
+    configured_key = settings.api_keys[0].partition("=")[0] if settings.api_keys else None
+    api_key = args.api_key or configured_key or DEFAULT_API_KEY
+    instance = args.instance or info.get("default_instance") or settings.default_instance.crn
+    lines = intercept_lines(url, api_key, instance, int(intercept["port"]), str(intercept["ca"]))
     print("\n".join(lines))
     return 0
 

@@ -85,6 +85,11 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "bind address")
     port: int = _setting(8000, "port")
+    intercept_port: int = _setting(
+        0,
+        "port of the interception proxy that answers IBM's own URLs (HTTPS_PROXY; `env "
+        "--intercept` prints the rest); 0: off",
+    )
     data_dir: Path = _setting(Path(".emulator"), "where the SQLite store and object store live")
     workers: int = field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -5,8 +5,8 @@
 
 Venvs are cached under `.venv-clients/` (one per version; built once, by pip). The server runs
 from this checkout's interpreter; the client is configured only by `python -m emulator env`.
-Versions before 0.49 ignore `IAM_URL` and would send the API key to IBM's IAM host: they are
-not run here until the interception mode (issue 16) exists, and `env` warns about them.
+Versions before 0.49 ignore `IAM_URL` and would send the API key to IBM's IAM host: they run
+through the interception recipe (`serve --intercept-port`, `env --intercept`) only.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from emulator.testing import EmulatorServer, emulator_env  # noqa: E402
+from emulator.testing import EmulatorServer, emulator_env, free_port  # noqa: E402
 
 VERSIONS = ("0.51.0", "0.50.0", "0.49.0")
+INTERCEPTED_VERSIONS = ("0.41.1", "0.40.1")
+"""Clients before 0.49 (they ignore `IAM_URL`): run through `env --intercept` only."""
 QRMI_VERSIONS = ("0.23.1",)
 """Older qrmi releases, beside the installed one (the suite's own qrmi tests run with them)."""
 """Clients that honour `IAM_URL` (0.49 and later), newest first."""
@@ -37,6 +39,7 @@ class Outcome:
     version: str
     steps: dict[str, bool] = field(default_factory=dict)
     output: str = ""
+    intercepted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -105,15 +108,18 @@ def run_qrmi_tests(version: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_scenario(version: str, url: str) -> Outcome:
+def run_scenario(version: str, url: str, intercept: bool = False) -> Outcome:
+    """The scenario with client `version`, configured by `env` (or `env --intercept`: the
+    server must run with --intercept-port)."""
     python = client_python(version)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
-    env.update(emulator_env(url))
+    env.update(emulator_env(url, "--intercept") if intercept else emulator_env(url))
+    env["IBMQ_EMULATOR_URL"] = url
     env.pop("PYTHONPATH", None)  # the client's venv only: not this checkout's packages
     done = subprocess.run(
         [str(python), str(SCENARIO)], env=env, capture_output=True, text=True, timeout=900
     )
-    outcome = Outcome(version, output=done.stdout + done.stderr)
+    outcome = Outcome(version, output=done.stdout + done.stderr, intercepted=intercept)
     for line in done.stdout.splitlines():
         try:
             record = json.loads(line)
@@ -124,16 +130,19 @@ def run_scenario(version: str, url: str) -> Outcome:
     return outcome
 
 
-def main(versions: list[str]) -> int:
+def main(versions: list[str], intercepted: list[str]) -> int:
     with tempfile.TemporaryDirectory() as data:
-        server = EmulatorServer(Path(data), workers=2).start()
+        server = EmulatorServer(Path(data), "--intercept-port", str(free_port()), workers=2).start()
         try:
             outcomes = [run_scenario(v, server.url) for v in versions]
+            outcomes += [run_scenario(v, server.url, intercept=True) for v in intercepted]
         finally:
             server.stop()
     for outcome in outcomes:
         steps = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in outcome.steps.items())
-        print(f"qiskit-ibm-runtime {outcome.version}: {'pass' if outcome.ok else 'FAIL'} ({steps})")
+        how = " (intercepted)" if outcome.intercepted else ""
+        verdict = "pass" if outcome.ok else "FAIL"
+        print(f"qiskit-ibm-runtime {outcome.version}{how}: {verdict} ({steps})")
         if not outcome.ok:
             print(outcome.output[-3000:])
     ok = all(o.ok for o in outcomes)
@@ -147,4 +156,12 @@ def main(versions: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or list(VERSIONS)))
+    asked = sys.argv[1:]
+    sys.exit(
+        main(
+            [v for v in asked if v not in INTERCEPTED_VERSIONS] if asked else list(VERSIONS),
+            [v for v in asked if v in INTERCEPTED_VERSIONS]
+            if asked
+            else list(INTERCEPTED_VERSIONS),
+        )
+    )

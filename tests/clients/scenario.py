@@ -21,7 +21,11 @@ SHOTS = 200
 
 def _control(path: str, body: dict[str, Any] | None = None) -> Any:
     """The emulator's control plane, with the standard library only."""
-    base = os.environ["QISKIT_IBM_URL"].split("/experimental/")[0]
+    # The interception recipe has no QISKIT_IBM_URL: the runner names the server then.
+    base = (
+        os.environ.get("IBMQ_EMULATOR_URL")
+        or os.environ["QISKIT_IBM_URL"].split("/experimental/")[0]
+    )
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         base + "/_emulator" + path,

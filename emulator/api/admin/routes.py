@@ -160,6 +160,13 @@ async def health(request: Request) -> Response:
         "workers": state.execution.workers,
         "workers_ready": state.execution.ready_workers,
     }
+    proxy = getattr(request.app.state, "intercept", None)
+    if proxy is not None:  # serve --intercept-port: what it answered, what it refused
+        answer["intercept"] = {
+            "port": proxy.port,
+            "ca": str(proxy.ca.cert_path.resolve()),
+            **proxy.stats.to_json(),
+        }
     if is_admin(request):
         answer["jobs"] = await store_read(state.control.job_counts)
     return JSONResponse(answer)
