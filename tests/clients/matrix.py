@@ -46,6 +46,12 @@ class Outcome:
         return bool(self.steps) and all(self.steps.values())
 
 
+def honours_iam_url(version: str) -> bool:
+    """0.49 is the first qiskit-ibm-runtime that reads IAM_URL."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= (0, 49)
+
+
 def client_python(version: str) -> Path:
     """The interpreter of a venv holding exactly `qiskit-ibm-runtime==version` (and what it
     requires), built on first use."""
@@ -111,6 +117,8 @@ def run_qrmi_tests(version: str) -> subprocess.CompletedProcess[str]:
 def run_scenario(version: str, url: str, intercept: bool = False) -> Outcome:
     """The scenario with client `version`, configured by `env` (or `env --intercept`: the
     server must run with --intercept-port)."""
+    if not intercept and not honours_iam_url(version):
+        raise ValueError(f"qiskit-ibm-runtime {version} ignores IAM_URL: it runs intercepted only")
     python = client_python(version)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
     env.update(emulator_env(url, "--intercept") if intercept else emulator_env(url))
@@ -156,12 +164,11 @@ def main(versions: list[str], intercepted: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    asked = sys.argv[1:]
+    asked = sys.argv[1:] or [*VERSIONS, *INTERCEPTED_VERSIONS]
+    # By version, never by list: a client that ignores IAM_URL only ever runs intercepted.
     sys.exit(
         main(
-            [v for v in asked if v not in INTERCEPTED_VERSIONS] if asked else list(VERSIONS),
-            [v for v in asked if v in INTERCEPTED_VERSIONS]
-            if asked
-            else list(INTERCEPTED_VERSIONS),
+            [v for v in asked if honours_iam_url(v)],
+            [v for v in asked if not honours_iam_url(v)],
         )
     )
