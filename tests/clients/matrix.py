@@ -46,10 +46,14 @@ class Outcome:
         return bool(self.steps) and all(self.steps.values())
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return major, minor
+
+
 def honours_iam_url(version: str) -> bool:
     """0.49 is the first qiskit-ibm-runtime that reads IAM_URL."""
-    major, minor = (int(part) for part in version.split(".")[:2])
-    return (major, minor) >= (0, 49)
+    return _release(version) >= (0, 49)
 
 
 def client_python(version: str) -> Path:
@@ -60,8 +64,18 @@ def client_python(version: str) -> Path:
     stamp = venv / ".installed"
     if not stamp.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        # Releases before 0.37 import what qiskit 2 removed (qiskit.qobj): give them qiskit 1.
+        extra = ["qiskit<2"] if _release(version) < (0, 37) else []
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", f"qiskit-ibm-runtime=={version}"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                f"qiskit-ibm-runtime=={version}",
+                *extra,
+            ],
             check=True,
         )
         stamp.touch()

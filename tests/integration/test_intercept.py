@@ -107,3 +107,35 @@ def test_a_client_that_ignores_iam_url_runs_the_basic_scenario_intercepted(
     after = intercepting.health()["intercept"]
     assert after["served"].get("iam.cloud.ibm.com", 0) > 0, after  # its IAM call, answered here
     assert after["refused"] == refused
+
+
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not _unshare_works(), reason="needs `unshare -rn` (a network namespace)")
+@pytest.mark.parametrize("client", ["0.51.0-notebook", "0.40.1-scenario"])
+def test_the_recipe_completes_with_no_network_at_all(client: str, tmp_path: Path) -> None:
+    """Server and client in a network namespace with only loopback: a request that tried
+    to leave would fail, so the finished job shows none did."""
+    from tests.clients.matrix import SCENARIO, client_python
+
+    version, kind = client.split("-")
+    if kind == "notebook":
+        python, script = sys.executable, tmp_path / "notebook.py"
+        script.write_text(NOTEBOOK)
+    else:
+        python, script = str(client_python(version)), SCENARIO  # venv built outside
+    offline = Path(__file__).resolve().parents[1] / "clients" / "offline.py"
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, str(offline), str(python), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=800,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "'refused': 0" in done.stdout
