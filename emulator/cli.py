@@ -272,8 +272,17 @@ def _release(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
+FIRST_CLIENT_WITH_PLATFORM_CHANNEL = (0, 40)
+"""Before it, the cloud channel is `ibm_cloud` (0.30 refuses `ibm_quantum_platform`)."""
+
+
 def intercept_lines(
-    base_url: str, api_key: str, instance_crn: str, proxy_port: int, ca: str
+    base_url: str,
+    api_key: str,
+    instance_crn: str,
+    proxy_port: int,
+    ca: str,
+    channel: str = "ibm_quantum_platform",
 ) -> list[str]:
     """Interception mode: IBM's own URLs go through the emulator's proxy (which answers them
     itself and refuses any other host); loopback stays direct. No QISKIT_IBM_URL: code that
@@ -288,7 +297,7 @@ def intercept_lines(
         "SSL_CERT_FILE": ca,
         "QISKIT_IBM_TOKEN": api_key,
         "QISKIT_IBM_INSTANCE": instance_crn,
-        "QISKIT_IBM_CHANNEL": "ibm_quantum_platform",
+        "QISKIT_IBM_CHANNEL": channel,
         # Clients that read these use the emulator directly; older ones reach the proxy.
         "IAM_URL": f"{base}/iam",
         "GLOBAL_SEARCH_URL": f"{base}/globalsearch",
@@ -369,7 +378,13 @@ def _intercept_env(args: argparse.Namespace) -> int:
     configured_key = settings.api_keys[0].partition("=")[0] if settings.api_keys else None
     api_key = args.api_key or configured_key or DEFAULT_API_KEY
     instance = args.instance or info.get("default_instance") or settings.default_instance.crn
-    lines = intercept_lines(url, api_key, instance, int(intercept["port"]), str(intercept["ca"]))
+    client = _client_version(args.client_version)
+    channel = "ibm_quantum_platform"
+    if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_PLATFORM_CHANNEL:
+        channel = "ibm_cloud"
+    lines = intercept_lines(
+        url, api_key, instance, int(intercept["port"]), str(intercept["ca"]), channel
+    )
     print("\n".join(lines))
     return 0
 

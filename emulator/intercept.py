@@ -35,8 +35,10 @@ HOSTS: tuple[tuple[str, str], ...] = (
     ("globalcatalog.cloud.ibm.com", "/globalcatalog"),
     ("quantum.cloud.ibm.com", ""),
     ("*.quantum.cloud.ibm.com", ""),
-    ("quantum-computing.cloud.ibm.com", ""),
-    ("*.quantum-computing.cloud.ibm.com", ""),
+    ("direct-access*.quantum-computing.cloud.ibm.com", ""),  # the Direct Access API (/v1)
+    # The ibm_cloud channel's Runtime hosts (clients before ibm_quantum_platform): the same
+    # API without its /api/v1 prefix.
+    ("*.quantum-computing.cloud.ibm.com", "/api/v1"),
 )
 MAX_HEAD = 16 * 1024
 """Largest CONNECT request head read (a real one is a few hundred bytes)."""

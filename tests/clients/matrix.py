@@ -135,7 +135,10 @@ def run_scenario(version: str, url: str, intercept: bool = False) -> Outcome:
         raise ValueError(f"qiskit-ibm-runtime {version} ignores IAM_URL: it runs intercepted only")
     python = client_python(version)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QISKIT_", "EMULATOR_"))}
-    env.update(emulator_env(url, "--intercept") if intercept else emulator_env(url))
+    if intercept:
+        env.update(emulator_env(url, "--intercept", "--client-version", version))
+    else:
+        env.update(emulator_env(url))
     env["IBMQ_EMULATOR_URL"] = url
     env.pop("PYTHONPATH", None)  # the client's venv only: not this checkout's packages
     done = subprocess.run(

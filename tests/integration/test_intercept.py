@@ -139,3 +139,21 @@ def test_the_recipe_completes_with_no_network_at_all(client: str, tmp_path: Path
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "'refused': 0" in done.stdout
+
+
+def test_the_recipe_names_the_channel_the_client_knows(intercepting: EmulatorServer) -> None:
+    """qiskit-ibm-runtime 0.30 knows only `ibm_cloud` (it refuses `ibm_quantum_platform`)."""
+    old = emulator_env(intercepting.url, "--intercept", "--client-version", "0.30.0")
+    new = emulator_env(intercepting.url, "--intercept", "--client-version", "0.40.1")
+    assert old["QISKIT_IBM_CHANNEL"] == "ibm_cloud"
+    assert new["QISKIT_IBM_CHANNEL"] == "ibm_quantum_platform"
+
+
+def test_env_intercept_without_an_intercepting_server_says_how(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "env", "--intercept", "--url", "http://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == "" and "--intercept-port" in done.stderr
