@@ -1,8 +1,10 @@
 """The wheel carries everything the server needs: built, installed into a fresh venv, served.
 
 The fresh venv gets the project's dependencies through a `.pth` line to this venv's
-site-packages (so the test downloads nothing but the build backend) and the wheel with
-`--no-deps`; the emulator package itself can only come from the wheel.
+site-packages (so the test downloads nothing but the build backend and one client) and the
+wheel with `--no-deps`; the emulator package itself can only come from the wheel. Its own
+qiskit-ibm-runtime is another supported release (0.50.0, which shadows this venv's 0.51.0):
+the server depends on a range, not a pin, and serves this venv's client from it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from qiskit_ibm_runtime import SamplerV2
+from qiskit.quantum_info import SparsePauliOp
+from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 
 from tests.circuits import bell, isa
 from tests.support import ROOT, applied_env, free_port, wait_until
@@ -32,7 +35,10 @@ def run(*argv: str | Path, cwd: Path) -> str:
     return done.stdout
 
 
-def test_wheel_installs_and_serves_a_sampler_job(
+SERVER_CLIENT = "0.50.0"
+
+
+def test_wheel_installs_next_to_another_client_and_serves_jobs(
     tmp_path: Path, client_env: dict[str, str]
 ) -> None:
     dist = tmp_path / "dist"
@@ -58,6 +64,20 @@ def test_wheel_installs_and_serves_a_sampler_job(
     run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel, cwd=tmp_path)
     where = run(python, "-c", "import emulator; print(emulator.__file__)", cwd=tmp_path)
     assert where.startswith(str(fresh)), where
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        f"qiskit-ibm-runtime=={SERVER_CLIENT}",
+        cwd=tmp_path,
+    )
+    served_by = run(
+        python, "-c", "import qiskit_ibm_runtime as q; print(q.__version__)", cwd=tmp_path
+    )
+    assert served_by.strip() == SERVER_CLIENT
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -93,7 +113,12 @@ def test_wheel_installs_and_serves_a_sampler_job(
 
             backend = QiskitRuntimeService().backend("fake_manila")
             result = SamplerV2(mode=backend).run([isa(backend, bell())]).result()
+            # The Estimator's mitigation runs on the server's own client (0.50.0) code.
+            circuit = isa(backend, bell(measure=False))
+            zz = SparsePauliOp("ZZ").apply_layout(circuit.layout)
+            value = float(EstimatorV2(mode=backend).run([(circuit, zz)]).result()[0].data.evs)
         assert set(result[0].data.meas.get_counts()) <= {"00", "01", "10", "11"}
+        assert 0.7 < value < 1.2
     finally:
         server.terminate()
         server.wait(30)
