@@ -239,18 +239,23 @@ def qrmi_qcs_lines(
     return [f"export {backend}_{k}={shlex.quote(v)}" for k, v in values.items()]
 
 
-def _served_info(url: str) -> dict[str, Any]:
-    """The running emulator's `/_emulator/info`, so `env` matches however it was started."""
+def _served(url: str, document: str) -> dict[str, Any]:
+    """A running emulator's `/_emulator/{document}`, so `env` matches however it was started
+    ({} when nothing answers)."""
     import httpx
 
     try:
-        response = httpx.get(url.rstrip("/") + "/_emulator/info", timeout=2.0)
+        response = httpx.get(url.rstrip("/") + f"/_emulator/{document}", timeout=2.0)
         if response.status_code == 200:
-            info: dict[str, Any] = response.json()
-            return info
+            body: dict[str, Any] = response.json()
+            return body
     except (httpx.HTTPError, ValueError):
         pass
     return {}
+
+
+def _served_info(url: str) -> dict[str, Any]:
+    return _served(url, "info")
 
 
 FIRST_CLIENT_WITH_IAM_URL = (0, 49)
@@ -306,19 +311,6 @@ def intercept_lines(
     return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
 
 
-def _served_health(url: str) -> dict[str, Any]:
-    import httpx
-
-    try:
-        response = httpx.get(url.rstrip("/") + "/_emulator/health", timeout=2.0)
-        if response.status_code == 200:
-            health: dict[str, Any] = response.json()
-            return health
-    except (httpx.HTTPError, ValueError):
-        pass
-    return {}
-
-
 def cmd_env(args: argparse.Namespace) -> int:
     client = _client_version(args.client_version)
     if args.intercept:
@@ -366,7 +358,7 @@ def _intercept_env(args: argparse.Namespace) -> int:
     settings = _settings(args, [])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = args.url or f"http://{host}:{settings.port}"
-    intercept = _served_health(url).get("intercept")
+    intercept = _served(url, "health").get("intercept")
     if not intercept:
         print(
             f"# the emulator at {url} does not intercept: start it with --intercept-port PORT "
