@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
-test-clients: $(STAMP)  # every supported client version in its own venv (.venv-clients/)
+test-clients: $(STAMP)  # every supported client version in its own venv (~/.cache/ibmq-emulator-clients)
 	$(PY) tests/clients/matrix.py
 
 lint: $(STAMP)
@@ -47,4 +47,4 @@ image:
 	docker build -f docker/Dockerfile -t ibm-quantum-emulator .
 
 clean:
-	rm -rf $(VENV) .venv-clients .emulator .pytest_cache .ruff_cache
+	rm -rf $(VENV) .emulator .pytest_cache .ruff_cache

@@ -3,7 +3,8 @@
     python tests/clients/matrix.py                      # every version in VERSIONS
     python tests/clients/matrix.py 0.49.0 0.51.0        # these
 
-Venvs are cached under `.venv-clients/` (one per version; built once, by pip). The server runs
+Venvs are cached per machine (`~/.cache/ibmq-emulator-clients/`, or
+`IBMQ_EMULATOR_CLIENTS_CACHE`; one per version, built once by pip). The server runs
 from this checkout's interpreter; the client is configured only by `python -m emulator env`.
 Versions before 0.49 ignore `IAM_URL` and would send the API key to IBM's IAM host: they run
 through the interception recipe (`serve --intercept-port`, `env --intercept`) only.
@@ -30,7 +31,12 @@ INTERCEPTED_VERSIONS = ("0.41.1", "0.40.1")
 QRMI_VERSIONS = ("0.23.1",)
 """Older qrmi releases, beside the installed one (the suite's own qrmi tests run with them)."""
 """Clients that honour `IAM_URL` (0.49 and later), newest first."""
-CACHE = ROOT / ".venv-clients"
+CACHE = Path(
+    os.environ.get("IBMQ_EMULATOR_CLIENTS_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ibmq-emulator-clients"
+)
+"""Where the client venvs are built, once per machine (like pip's own cache: a fresh clone's
+CI run reuses them); `IBMQ_EMULATOR_CLIENTS_CACHE` moves it."""
 SCENARIO = Path(__file__).with_name("scenario.py")
 
 
