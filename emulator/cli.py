@@ -11,7 +11,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -143,10 +143,18 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _exports(values: Mapping[str, str]) -> list[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+
+
 def env_lines(base_url: str, api_key: str, instance_crn: str) -> list[str]:
     """The exports of reference §2.1. `IAM_URL` is always there, so a real key never reaches IBM."""
+    return _exports(_env_values(base_url, api_key, instance_crn))
+
+
+def _env_values(base_url: str, api_key: str, instance_crn: str) -> dict[str, str]:
     base = base_url.rstrip("/")
-    values = {
+    return {
         "QISKIT_IBM_TOKEN": api_key,
         # A URL containing "experimental" is the only one the client uses verbatim (port kept).
         "QISKIT_IBM_URL": f"{base}/experimental/api/v1",
@@ -156,7 +164,6 @@ def env_lines(base_url: str, api_key: str, instance_crn: str) -> list[str]:
         "GLOBAL_SEARCH_URL": f"{base}/globalsearch",
         "GLOBAL_CATALOG_URL": f"{base}/globalcatalog",
     }
-    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
 
 
 def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
@@ -293,29 +300,25 @@ def intercept_lines(
     itself and refuses any other host); loopback stays direct. No QISKIT_IBM_URL: code that
     names none, or IBM's, reaches the proxy."""
     proxy = f"http://127.0.0.1:{proxy_port}"
-    base = base_url.rstrip("/")
     values = {
         "HTTPS_PROXY": proxy,
         "HTTP_PROXY": proxy,
         "NO_PROXY": "127.0.0.1,localhost,::1",
         "REQUESTS_CA_BUNDLE": ca,
         "SSL_CERT_FILE": ca,
-        "QISKIT_IBM_TOKEN": api_key,
-        "QISKIT_IBM_INSTANCE": instance_crn,
+        # Clients that read IAM_URL and the Search/Catalog URLs use the emulator directly;
+        # older ones reach the proxy.
+        **_env_values(base_url, api_key, instance_crn),
         "QISKIT_IBM_CHANNEL": channel,
-        # Clients that read these use the emulator directly; older ones reach the proxy.
-        "IAM_URL": f"{base}/iam",
-        "GLOBAL_SEARCH_URL": f"{base}/globalsearch",
-        "GLOBAL_CATALOG_URL": f"{base}/globalcatalog",
     }
-    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+    del values["QISKIT_IBM_URL"]
+    return _exports(values)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
     client = _client_version(args.client_version)
-    if args.intercept:
-        return _intercept_env(args)
-    if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_IAM_URL:
+    old_client = client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_IAM_URL
+    if old_client and not args.intercept:
         # Never print a recipe that would send the API key to IBM: such a client ignores
         # IAM_URL and asks IBM's IAM host (derived from the URL, or iam.cloud.ibm.com).
         print(
@@ -329,6 +332,16 @@ def cmd_env(args: argparse.Namespace) -> int:
     settings = _settings(args, [])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = args.url or f"http://{host}:{settings.port}"
+    intercept: dict[str, Any] | None = None
+    if args.intercept:
+        intercept = _served(url, "health").get("intercept")
+        if not intercept:
+            print(
+                f"# the emulator at {url} does not intercept: start it with --intercept-port "
+                "PORT (EMULATOR_INTERCEPT_PORT), then run `env --intercept` again.",
+                file=sys.stderr,
+            )
+            return 2
     if not is_loopback(url):
         print(
             f"# note: {url} is not a loopback address; clients will send requests there.",
@@ -343,6 +356,13 @@ def cmd_env(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     instance = args.instance or info.get("default_instance") or settings.default_instance.crn
+    if intercept is not None:
+        channel = "ibm_quantum_platform"
+        if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_PLATFORM_CHANNEL:
+            channel = "ibm_cloud"
+        port, ca = int(intercept["port"]), str(intercept["ca"])
+        print("\n".join(intercept_lines(url, api_key, instance, port, ca, channel)))
+        return 0
     lines = env_lines(url, api_key, instance)
     for backend in args.qrmi or []:
         lines += qrmi_lines(
@@ -350,33 +370,6 @@ def cmd_env(args: argparse.Namespace) -> int:
         )
     for backend in args.qrmi_qcs or []:
         lines += qrmi_qcs_lines(backend, url, api_key, instance, args.job_timeout)
-    print("\n".join(lines))
-    return 0
-
-
-def _intercept_env(args: argparse.Namespace) -> int:
-    settings = _settings(args, [])
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = args.url or f"http://{host}:{settings.port}"
-    intercept = _served(url, "health").get("intercept")
-    if not intercept:
-        print(
-            f"# the emulator at {url} does not intercept: start it with --intercept-port PORT "
-            "(EMULATOR_INTERCEPT_PORT), then run `env --intercept` again.",
-            file=sys.stderr,
-        )
-        return 2
-    info = _served_info(url)
-    configured_key = settings.api_keys[0].partition("=")[0] if settings.api_keys else None
-    api_key = args.api_key or configured_key or DEFAULT_API_KEY
-    instance = args.instance or info.get("default_instance") or settings.default_instance.crn
-    client = _client_version(args.client_version)
-    channel = "ibm_quantum_platform"
-    if client is not None and _release(client)[:2] < FIRST_CLIENT_WITH_PLATFORM_CHANNEL:
-        channel = "ibm_cloud"
-    lines = intercept_lines(
-        url, api_key, instance, int(intercept["port"]), str(intercept["ca"]), channel
-    )
     print("\n".join(lines))
     return 0
 

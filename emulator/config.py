@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from emulator.domain import ids
 from emulator.domain.admission import (
     InstanceLimits,
     LaneLimit,
@@ -45,6 +46,10 @@ class Instance:
     crn: str
     name: str
     plan: str = "open"
+
+    @property
+    def plan_id(self) -> str:
+        return ids.plan_id(self.plan)
 
     @property
     def region(self) -> str:

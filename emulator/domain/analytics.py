@@ -7,7 +7,6 @@ session (its jobs' usage summed) or per job.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,16 +14,6 @@ from datetime import datetime, timedelta
 
 GROUPS = ("instance", "backend", "user_id", "plan", "subscription_id")
 DATE_GROUPS = ("instance",)
-
-
-def plan_id(plan: str) -> str:
-    """The emulator's plan id of an instance's plan name."""
-    return f"emulator-plan-{plan}"
-
-
-def subscription_id(plan: str) -> str:
-    """A stable subscription id per plan (a UUID, as IBM's)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, plan_id(plan)))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,10 @@ class BackendRegistry:
     def all(self) -> list[ServedBackend]:
         return list(self._backends.values())
 
+    def real_names(self) -> list[str]:
+        """The served backends' names, their `mock_*` twins left out."""
+        return [name for name, b in self._backends.items() if not b.mock]
+
     def mock_names(self) -> tuple[str, ...]:
         """The `mock_*` (dry-run) twins, which listings show only with `include_mocks`."""
         return tuple(name for name, b in self._backends.items() if b.mock)

@@ -20,7 +20,7 @@ from emulator.domain.admission import (
     check_instance_limits,
     usage_period,
 )
-from emulator.domain.analytics import UsageRow, subscription_id
+from emulator.domain.analytics import UsageRow
 from emulator.domain.backends import BackendRegistry
 from emulator.domain.controls import BackendState
 from emulator.domain.errors import (
@@ -31,7 +31,7 @@ from emulator.domain.errors import (
     ProgramNotFound,
     UnknownBackendInRequest,
 )
-from emulator.domain.ids import new_id
+from emulator.domain.ids import new_id, subscription_id
 from emulator.domain.jobs import (
     DirectAccessJobRequest,
     JobEvent,
@@ -326,8 +326,7 @@ class JobService:
     def instance_limit(self, owner: Owner) -> float | None:
         """The instance's usage limit in force: its own (set through the API), else the
         server's."""
-        own = self.repo.instances.limits(owner.instance)
-        return self.limits.usage.with_limits(own).limit_for(owner.instance)
+        return self.instance_limits([owner.instance])[owner.instance]
 
     def usage_rows(
         self,
@@ -347,8 +346,8 @@ class JobService:
         ]
 
     def instance_limits(self, instances: list[str]) -> dict[str, float | None]:
-        """The usage limit in force of each instance (CRN)."""
-        own = self.repo.instances.limits()
+        """The usage limit in force of each instance (CRN): one read of their own limits."""
+        own = self.repo.instances.limits(instances[0] if len(instances) == 1 else None)
         usage = self.limits.usage.with_limits(own)
         return {crn: usage.limit_for(crn) for crn in instances}
 
@@ -359,10 +358,9 @@ class JobService:
     def usage(self, owner: Owner) -> UsageReport:
         """The instance's execution seconds this period, against its limit if it has one."""
         start, end = usage_period(utcnow())
-        own = self.repo.instances.limits(owner.instance)
         return UsageReport(
             consumed=self.repo.usage.seconds(owner.instance, since=start),
-            limit=self.limits.usage.with_limits(own).limit_for(owner.instance),
+            limit=self.instance_limit(owner),
             period_start=start,
             period_end=end,
         )

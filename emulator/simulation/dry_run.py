@@ -79,17 +79,12 @@ def _estimator(
 ) -> Answer:
     from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
-    from emulator.simulation.estimator import prepare_estimator, pub_shots
+    from emulator.simulation.estimator import prepare_estimator, pub_shots, value_limits
 
     job = prepare_estimator(params, snapshot)
     results, runs = [], []
     for pub in job.pubs:
-        observables = pub.observables.sparse_observables_array()
-        norms = np.reshape(
-            [float(np.sum(np.abs(o.coeffs))) for o in observables.ravel()], observables.shape
-        )
-        limit = np.broadcast_to(norms, pub.shape)
-        evs = rng.uniform(-1.0, 1.0, size=pub.shape) * limit
+        evs = rng.uniform(-1.0, 1.0, size=pub.shape) * value_limits(pub)
         stds = np.full(pub.shape, float(pub.precision))
         data = DataBin(evs=evs, stds=stds, ensemble_standard_error=stds.copy(), shape=pub.shape)
         shots = pub_shots(pub)

@@ -205,12 +205,18 @@ def pub_shots(pub: EstimatorPub) -> int:
     return max(1, math.ceil(1 / float(pub.precision) ** 2))
 
 
+def value_limits(pub: EstimatorPub) -> np.ndarray:
+    """What each of the pub's values can reach in magnitude, ±Σ|coefficients| of its
+    observable, in the pub's shape."""
+    observables = pub.observables.sparse_observables_array()
+    norms = [float(np.sum(np.abs(o.coeffs))) for o in observables.ravel()]
+    return np.broadcast_to(np.reshape(norms, observables.shape), pub.shape)
+
+
 def _bounded(data: DataBin, pub: EstimatorPub) -> DataBin:
     """The pub's values within what each observable can take (±Σ|coefficients|): the shot
     noise drawn around a value near ±1 must not leave the physical range."""
-    observables = pub.observables.sparse_observables_array()
-    norms = [float(np.sum(np.abs(o.coeffs))) for o in observables.ravel()]
-    limit = np.broadcast_to(np.reshape(norms, observables.shape), pub.shape)
+    limit = value_limits(pub)
     # np.clip of a 0-d array is a scalar: keep the pub's shape (a float has no `.shape`).
     evs = np.asarray(np.clip(np.asarray(data.evs, dtype=float), -limit, limit)).reshape(pub.shape)
     return DataBin(evs=evs, stds=data.stds, shape=pub.shape)

@@ -24,6 +24,7 @@ from emulator.simulation.params import (
     check_width,
     count,
     describe_error,
+    field_of,
     format_qubits,
     new_seed,
     parse_params_json,
@@ -51,20 +52,13 @@ class ExecutorJob:
     model: Any  # ibm_quantum_schemas.executor.version_2_0.ParamsModel
 
 
-def _field_from_loc(loc: tuple[Any, ...]) -> str:
-    field = "params"
-    for part in loc:
-        field += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return field
-
-
 def _validation_failure(exc: ValidationError) -> InvalidParams:
     errors = exc.errors(include_url=False)
     if not errors:
         return InvalidParams("params", describe_error(exc))
     first = errors[0]
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return InvalidParams(_field_from_loc(tuple(first.get("loc", ()))), f"{first['msg']}{more}")
+    return InvalidParams(field_of("params", tuple(first.get("loc", ()))), f"{first['msg']}{more}")
 
 
 def prepare_executor(params: Any, snapshot: BackendSnapshot) -> ExecutorJob:

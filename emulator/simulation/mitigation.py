@@ -15,14 +15,13 @@ noise model has no idle errors for it to suppress (stated in the log and the met
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emulator.simulation.errors import InvalidParams
-from emulator.simulation.params import describe_error, sanitize
+from emulator.simulation.params import describe_error, field_of, sanitize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -70,19 +69,23 @@ class Mitigation:
         r, t = self.options.resilience, self.options.twirling
         return bool(r.zne_mitigation or r.pec_mitigation or t.enable_gates)
 
-    def work(self, shots: int, parameter_sets: int) -> tuple[int, int]:
-        """(shots per experiment, experiments) the pub's program runs, for the time estimate:
-        each parameter set once per randomization and per ZNE noise factor."""
+    def randomizations(self, shots: int) -> tuple[int, int]:
+        """(randomizations, shots per randomization) of a pub's `shots`, by the client's rule
+        (one of all the shots without twirling)."""
         from qiskit_ibm_runtime.executor.calculate_twirling_shots import (
             calculate_twirling_shots,
         )
 
-        t, r = self.options.twirling, self.options.resilience
-        randomizations, per = 1, shots
-        if t.enable_gates or t.enable_measure:
-            randomizations, per = calculate_twirling_shots(
-                shots, t.num_randomizations, t.shots_per_randomization
-            )
+        t = self.options.twirling
+        if not (t.enable_gates or t.enable_measure):
+            return 1, shots
+        return calculate_twirling_shots(shots, t.num_randomizations, t.shots_per_randomization)
+
+    def work(self, shots: int, parameter_sets: int) -> tuple[int, int]:
+        """(shots per experiment, experiments) the pub's program runs, for the time estimate:
+        each parameter set once per randomization and per ZNE noise factor."""
+        r = self.options.resilience
+        randomizations, per = self.randomizations(shots)
         factors = 1.0
         if r.zne_mitigation:
             from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
@@ -99,18 +102,6 @@ class Mitigation:
             "twirling": twirling,
             "resilience": self.resilience,
         }
-
-
-def _field(prefix: str, loc: tuple[Any, ...]) -> str:
-    """The wire field of a pydantic error location, without the union members pydantic
-    names in it (`literal[...]`, `constrained-int`)."""
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_]\w*", str(part)):
-            out += f".{part}"
-    return out
 
 
 def _without_v2_only(
@@ -151,7 +142,7 @@ def mitigation_options(level: int | None, options: Mapping[str, Any]) -> Mitigat
         model = EstimatorOptions(**fields)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        raise InvalidParams(_field("params.options", tuple(first["loc"])), first["msg"]) from exc
+        raise InvalidParams(field_of("params.options", tuple(first["loc"])), first["msg"]) from exc
     except Exception as exc:  # noqa: BLE001 - a validator's own error, still the client's input
         raise InvalidParams("params.options.resilience", describe_error(exc)) from exc
     resilience = model.resilience
@@ -198,7 +189,7 @@ def mitigation_options(level: int | None, options: Mapping[str, Any]) -> Mitigat
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = ("dynamical_decoupling", *first["loc"])
-        raise InvalidParams(_field("params.options", loc), first["msg"]) from exc
+        raise InvalidParams(field_of("params.options", loc), first["msg"]) from exc
     if decoupling.enable:
         notes.append(
             "dynamical_decoupling: accepted without effect (the device noise model has no idle "
@@ -239,7 +230,6 @@ def estimate_mitigated(
     from qiskit_ibm_runtime.decoders.executor_estimator.post_processor_v0_1 import (
         estimator_v2_post_processor_v0_1,
     )
-    from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots
     from qiskit_ibm_runtime.executor_estimator.prepare import prepare
     from qiskit_ibm_runtime.fake_provider.executor.run_quantum_program import (
         run_quantum_program,
@@ -251,7 +241,6 @@ def estimate_mitigated(
 
     seeds = np.random.default_rng(seed)
     options = mitigation.options
-    twirling = options.twirling
     results, lines = [], []
     for index, pub in enumerate(pubs):
         program, _ = prepare([pub], options, precision=float(pub.precision))
@@ -263,11 +252,7 @@ def estimate_mitigated(
         )
         post = estimator_v2_post_processor_v0_1(raw)[0]
         shots = post_shots(program)
-        randomizations = 1
-        if twirling.enable_gates or twirling.enable_measure:
-            randomizations, _ = calculate_twirling_shots(
-                shots, twirling.num_randomizations, twirling.shots_per_randomization
-            )
+        randomizations, _ = mitigation.randomizations(shots)
         metadata: dict[str, Any] = {
             "target_precision": float(pub.precision),
             "shots": shots,

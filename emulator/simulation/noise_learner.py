@@ -19,7 +19,6 @@ and decoded with the client's own classes and converters.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from emulator.simulation.params import (
     decode_markers,
     describe_error,
     encode,
+    field_of,
     format_qubits,
     parse_params_json,
     require_mapping,
@@ -318,17 +318,17 @@ def prepare_legacy(params: dict[str, Any], snapshot: BackendSnapshot) -> LegacyJ
 
 
 def _run_legacy(
-    params: dict[str, Any],
+    job: LegacyJob,
     snapshot: BackendSnapshot,
     noise: PauliNoise,
     log: list[str],
     transform: Transform | None = None,
-) -> str:
+) -> tuple[str, int]:
+    """The result body, and how many layers it models."""
     from qiskit.circuit import QuantumCircuit
     from qiskit.quantum_info import PauliList
     from qiskit_ibm_runtime.results.noise_learner import LayerError, PauliLindbladError
 
-    job = prepare_legacy(params, snapshot)
     options = job.options
     layers = learned_layers(
         job.circuits, options["twirling_strategy"], options["max_layers_to_learn"]
@@ -358,7 +358,7 @@ def _run_legacy(
         )
     # IBM echoes max_execution_time among the input options (None: the job has its own).
     metadata = {"backend": snapshot.name, "input_options": {"max_execution_time": None, **options}}
-    return encode({"data": data, "metadata": metadata})
+    return encode({"data": data, "metadata": metadata}), len(data)
 
 
 def _gate(target: Target, name: str) -> Any:
@@ -385,10 +385,7 @@ def prepare_v3(params: dict[str, Any]) -> tuple[QuantumCircuit, Any]:
         model = converter.model(**body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        field = "params" + "".join(
-            f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ())
-        )
-        raise InvalidParams(field, first["msg"]) from exc
+        raise InvalidParams(field_of("params", tuple(first.get("loc", ()))), first["msg"]) from exc
     except Exception as exc:  # noqa: BLE001 - payload decoding inside validators
         raise InvalidParams("params.instructions", describe_error(exc)) from exc
     try:
@@ -416,7 +413,7 @@ def physical_qubits(qubits: Sequence[Any], width: int, index: int) -> list[int]:
 
 
 def _run_v3(
-    params: dict[str, Any], noise: PauliNoise, log: list[str], transform: Transform | None = None
+    circuit: QuantumCircuit, noise: PauliNoise, log: list[str], transform: Transform | None = None
 ) -> str:
     from qiskit.quantum_info import QubitSparsePauliList
     from qiskit_ibm_runtime.noise_learner_v3.converters.version_0_3 import (
@@ -427,7 +424,6 @@ def _run_v3(
         NoiseLearnerV3Results,
     )
 
-    circuit, _ = prepare_v3(params)
     log.append(f"noise-learner (v3): {count(len(circuit.data), 'instruction')}")
     edges = _edges(noise.target)
     results = []
@@ -482,7 +478,9 @@ def is_v3(params: Any) -> bool:
     return isinstance(params, dict) and params.get("schema_version") is not None
 
 
-def prepare_noise_learner(params: Any, snapshot: BackendSnapshot) -> object:
+def prepare_noise_learner(
+    params: Any, snapshot: BackendSnapshot
+) -> LegacyJob | tuple[QuantumCircuit, Any]:
     """Request-path check; raises InvalidParams naming the field."""
     params = require_mapping(params, "params")
     if is_v3(params):
@@ -510,20 +508,18 @@ def run_noise_learner_body(
     from emulator.simulation.stabilizer import PauliNoise
 
     log = [] if log is None else log
-    params = require_mapping(params, "params")
+    prepared = prepare_noise_learner(params, snapshot)  # decoded once, then run
     noise = PauliNoise(backend_target(snapshot))
-    if is_v3(params):
-        circuit, options = prepare_noise_learner(params, snapshot)  # type: ignore[misc]
-        body = _run_v3(params, noise, log, transform)
+    if isinstance(prepared, LegacyJob):
+        body, layers = _run_legacy(prepared, snapshot, noise, log, transform)
+        shots = prepared.options["num_randomizations"] * prepared.options["shots_per_randomization"]
+        depths = len(prepared.options["layer_pair_depths"])
+    else:
+        circuit, options = prepared
+        body = _run_v3(circuit, noise, log, transform)
         layers = len(circuit.data)
         shots = options.num_randomizations * options.shots_per_randomization
         depths = len(options.layer_pair_depths)
-    else:
-        body = _run_legacy(params, snapshot, noise, log, transform)
-        job = prepare_legacy(params, snapshot)
-        layers = len(json.loads(body).get("data", []))
-        shots = job.options["num_randomizations"] * job.options["shots_per_randomization"]
-        depths = len(job.options["layer_pair_depths"])
     return body, [(QuantumCircuit(1), layers * shots * depths * 9)]
 
 

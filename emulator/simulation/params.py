@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -97,6 +98,18 @@ def _describe(exc: BaseException) -> str:
 def describe_error(exc: BaseException) -> str:
     """Short human text for an exception raised by a library."""
     return _describe(exc)
+
+
+def field_of(prefix: str, loc: tuple[Any, ...]) -> str:
+    """The wire field of a pydantic error location under `prefix` (`params.options`), without
+    the union members pydantic names in it (`literal[...]`, `constrained-int`)."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_]\w*", str(part)):
+            out += f".{part}"
+    return out
 
 
 def require_mapping(value: Any, path: str) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from emulator.api.boundary import ErrorBoundary, read_body, renderer
 from emulator.api.jsonio import safe_text
 from emulator.api.state import state_of
 from emulator.domain.errors import NotAuthenticated, RequestTimeout, RequestTooLarge
+from emulator.domain.ids import PLAN_PREFIX
 from emulator.services.access import UnknownApiKey
 
 IAM_PREFIX = "/iam"
 SEARCH_PREFIX = "/globalsearch"
 CATALOG_PREFIX = "/globalcatalog"
-PLAN_PREFIX = "emulator-plan-"
 
 
 IAM_FORM_LIMIT = 64 * 1024
@@ -81,7 +81,7 @@ async def search_resources(request: Request) -> Response:
         {
             "crn": i.crn,
             "name": i.name,
-            "service_plan_unique_id": PLAN_PREFIX + i.plan,
+            "service_plan_unique_id": i.plan_id,
             "tags": [],
             # Must be truthy: the client skips items whose `doc.extensions` is empty.
             "doc": {"extensions": {"virtual_private_endpoints": {}}},

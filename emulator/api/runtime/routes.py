@@ -39,9 +39,10 @@ from emulator.api.runtime.versions import (
 from emulator.api.state import encode_json, instance_of, owner_of, state_of
 from emulator.domain import analytics
 from emulator.domain.admission import usage_period
-from emulator.domain.analytics import UsageRow, subscription_id
+from emulator.domain.analytics import UsageRow
 from emulator.domain.backends import ServedBackend
 from emulator.domain.errors import BackendDataNotFound, InvalidRequest, ResultsAlreadyRead
+from emulator.domain.ids import subscription_id
 from emulator.domain.jobs import Api, utcnow
 from emulator.domain.workloads import Cursor, Workload
 
@@ -146,12 +147,11 @@ async def get_account(request: Request) -> Response:
     state = state_of(request)
     instances = [i for i in state.settings.instance_list if views.account_id(i.crn) == account]
     limits = await store_read(state.jobs.instance_limits, [i.crn for i in instances])
-    backends = [b.name for b in state.backends.all() if not b.mock]
     settings = state.settings
     body = views.account_view(
         instances,
         limits,
-        backends,
+        state.backends.real_names(),
         settings.session_max_ttl,
         settings.session_interactive_ttl,
         plan_id,
@@ -193,9 +193,8 @@ async def _usage_rows(request: Request, query: dict[str, Any]) -> tuple[list[Usa
 
 async def analytics_filters(request: Request) -> Response:
     query_of(request, schemas.ANALYTICS_FILTERS_QUERY)
-    instance = instance_of(request)
-    backends = [b.name for b in state_of(request).backends.all() if not b.mock]
-    return JSONResponse(views.analytics_filters_view(instance, backends))
+    backends = state_of(request).backends.real_names()
+    return JSONResponse(views.analytics_filters_view(instance_of(request), backends))
 
 
 async def analytics_usage(request: Request) -> Response:

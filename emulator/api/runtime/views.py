@@ -18,10 +18,10 @@ from emulator.api.runtime.versions import (
 )
 from emulator.config import Instance
 from emulator.domain.admission import UsageReport
-from emulator.domain.analytics import subscription_id
 from emulator.domain.backends import ServedBackend
 from emulator.domain.controls import BackendState
 from emulator.domain.errors import InvalidRequest
+from emulator.domain.ids import subscription_id
 from emulator.domain.jobs import JobEvent, JobSnapshot, JobState, isoformat
 from emulator.domain.outcomes import RAN_TOO_LONG
 from emulator.domain.sessions import SessionSnapshot, SessionState
@@ -221,7 +221,7 @@ def instance_view(instance: Instance) -> dict[str, Any]:
         "crn": instance.crn,
         "name": instance.name,
         "plan": instance.plan,
-        "plan_id": f"emulator-plan-{instance.plan}",
+        "plan_id": instance.plan_id,
         "region": instance.region,
         "qctrl_enabled": False,
     }
@@ -274,7 +274,7 @@ def account_view(
     """`GET /accounts/{id}`: a plan configuration per plan of the account's instances."""
     plans: dict[str, dict[str, Any]] = {}
     for instance in instances:
-        pid = f"emulator-plan-{instance.plan}"
+        pid = instance.plan_id
         if plan_id is not None and pid != plan_id:
             continue
         plan = plans.setdefault(
@@ -302,7 +302,7 @@ def usage_view(instance: Instance, report: UsageReport) -> dict[str, Any]:
     """`GET /instances/usage`; the limit fields only when the instance has a limit (as IBM)."""
     body: dict[str, Any] = {
         "instance_id": instance.crn,
-        "plan_id": f"emulator-plan-{instance.plan}",
+        "plan_id": instance.plan_id,
         "usage_consumed_seconds": round(report.consumed, 6),
         "usage_period": {
             "start_time": isoformat(report.period_start),
